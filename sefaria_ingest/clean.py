@@ -45,12 +45,11 @@ class _TextExtractor(HTMLParser):
         self.parts: list[str] = []
         self._skip_tag: str | None = None
         self._skip_depth = 0
-        # A bare `<sup>` is a footnote marker only if a footnote body follows it, so its text waits here.
+        # A bare `<sup>` is a footnote marker only when a footnote body follows it, so its text
+        # (and the whitespace after it) waits here until the next event decides.
         self._sup_depth = 0
-        self._sup_text: list[str] | None = None
-
-    def _start_skipping(self, tag: str) -> None:
-        self._skip_tag, self._skip_depth = tag, 1
+        self._sup_marker: list[str] | None = None
+        self._sup_tail: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self._skip_tag is not None:
@@ -58,30 +57,32 @@ class _TextExtractor(HTMLParser):
                 self._skip_depth += 1
             return
         classes = _classes(attrs)
-        if tag in _DROPPED_TAGS or "footnote" in classes or "footnote-marker" in classes:
-            if "footnote" in classes:
-                self._sup_text = None  # the pending bare <sup> was this footnote's marker
+        if "footnote" in classes and self._sup_depth == 0:
+            self._drop_sup()
+        if (
+            tag in _DROPPED_TAGS
+            or "footnote" in classes
+            or "footnote-marker" in classes
+            or (tag == "i" and _is_commentator_anchor(attrs))
+        ):
             self._flush_sup()
-            self._start_skipping(tag)
-            return
-        if tag == "i" and _is_commentator_anchor(attrs):
-            self._flush_sup()
-            self._start_skipping(tag)
+            self._skip_tag, self._skip_depth = tag, 1
             return
         if tag == "sup":
-            self._flush_sup()
+            if self._sup_depth == 0:
+                self._flush_sup()
+                self._sup_marker = []
             self._sup_depth += 1
-            self._sup_text = []
             return
-        if self._sup_depth == 0:
-            self._flush_sup()
+        self._flush_sup()
         if tag in _BLOCK_TAGS:
             self._emit(" ")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._skip_tag is None and tag in _BLOCK_TAGS:
+        if self._skip_tag is None:
             self._flush_sup()
-            self._emit(" ")
+            if tag in _BLOCK_TAGS:
+                self._emit(" ")
 
     def handle_endtag(self, tag: str) -> None:
         if self._skip_tag is not None:
@@ -93,28 +94,41 @@ class _TextExtractor(HTMLParser):
         if tag == "sup" and self._sup_depth:
             self._sup_depth -= 1
             return
-        if self._sup_depth == 0:
-            self._flush_sup()
+        self._flush_sup()
         if tag in _BLOCK_TAGS:
             self._emit(" ")
 
     def handle_data(self, data: str) -> None:
         if self._skip_tag is not None:
             return
-        if self._sup_depth == 0 and self._sup_text is not None and data.strip():
+        if self._sup_marker is not None:
+            if self._sup_depth:
+                self._sup_marker.append(data)
+                return
+            if not data.strip():
+                self._sup_tail.append(data)
+                return
             self._flush_sup()
-        self._emit(data)
+        self.parts.append(data)
 
     def _emit(self, text: str) -> None:
-        if self._sup_text is not None:
-            self._sup_text.append(text)
+        if self._sup_depth and self._sup_marker is not None:
+            self._sup_marker.append(text)
         else:
             self.parts.append(text)
 
     def _flush_sup(self) -> None:
-        if self._sup_text is not None:
-            pending, self._sup_text = self._sup_text, None
-            self.parts.extend(pending)
+        """The pending `<sup>` was not a footnote marker: keep its text."""
+        if self._sup_marker is not None and self._sup_depth == 0:
+            self.parts.extend(self._sup_marker)
+            self.parts.extend(self._sup_tail)
+            self._sup_marker, self._sup_tail = None, []
+
+    def _drop_sup(self) -> None:
+        """The pending `<sup>` marks the footnote that starts now: drop it, keep the spacing after it."""
+        if self._sup_marker is not None:
+            self.parts.extend(self._sup_tail)
+            self._sup_marker, self._sup_tail = None, []
 
     def text(self) -> str:
         self.close()

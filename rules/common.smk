@@ -1,0 +1,33 @@
+# Shared Python for the rules: config validation, the book list from the catalog checkpoint, input functions.
+
+import orjson
+
+from sefaria_ingest.config import uses_network, validate_or_exit
+
+validate_or_exit(config)
+
+
+wildcard_constraints:
+    book=r"[^/]+",
+
+
+def catalog_books():
+    """Slugs of the books in the catalog (waits for the catalog checkpoint)."""
+    path = checkpoints.catalog.get().output.catalog
+    with open(path, "rb") as fh:
+        return [b["slug"] for b in orjson.loads(fh.read())["books"]]
+
+
+def fetch_resources():
+    """Fetches over the network count against the global `sefaria_api` cap; a local export does not."""
+    return 1 if uses_network(config) else 0
+
+
+def all_outputs(wildcards):
+    books = catalog_books()
+    return [
+        "results/index/vectors",
+        *expand("results/fulltext/{book}.done", book=books),
+        "results/stats/fetch.tsv",
+        "results/stats/benchmarks.tsv",
+    ]

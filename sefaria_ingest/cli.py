@@ -1,0 +1,79 @@
+"""Command line: `python -m sefaria_ingest fetch|search …`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from .errors import IngestError
+
+DEFAULT_API = "https://www.sefaria.org"
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .client import ClientConfig
+    from .fetch import fetch_book, summary_line, write_book
+    from .sources import FetchOptions
+
+    base = args.api_url if args.source == "api" else args.export_url
+    if not base:
+        print(f"error: --export-url is required with --source export", file=sys.stderr)
+        return 2
+    config = ClientConfig(base_url=base, requests_per_second=args.rps, max_in_flight=args.max_in_flight)
+    options = FetchOptions(languages=tuple(args.lang or ("he", "en")), versions=args.versions)
+    try:
+        result = asyncio.run(fetch_book(args.book, source=args.source, base_url=base,
+                                        client_config=config, options=options))
+    except IngestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    write_book(result, args.out, args.stats)
+    print(summary_line(result.stats))
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .search import format_results, search
+
+    try:
+        results = search(args.results, args.query, k=args.k, mode=args.mode, lang=args.lang, book=args.book)
+    except (IngestError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_results(results, as_json=args.json))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sefaria_ingest", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("fetch", help="fetch one book into a JSONL file of segments")
+    f.add_argument("--source", choices=("api", "export"), default="api")
+    f.add_argument("--api-url", default=DEFAULT_API)
+    f.add_argument("--export-url", help="export base URL or local directory (for --source export)")
+    f.add_argument("--book", required=True)
+    f.add_argument("--out", required=True)
+    f.add_argument("--stats", help="also write fetch statistics (JSON) here")
+    f.add_argument("--lang", action="append", choices=("he", "en"), help="languages (default: he and en)")
+    f.add_argument("--versions", choices=("primary", "all"), default="primary")
+    f.add_argument("--rps", type=float, default=2.0, help="requests per second for this job (default 2)")
+    f.add_argument("--max-in-flight", type=int, default=4)
+    f.set_defaults(func=_fetch)
+
+    s = sub.add_parser("search", help="search the indexes built under results/")
+    s.add_argument("query")
+    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--mode", choices=("bm25", "vector", "hybrid"), default="hybrid")
+    s.add_argument("--lang", choices=("he", "en"))
+    s.add_argument("--book")
+    s.add_argument("--results", default="results")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_search)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

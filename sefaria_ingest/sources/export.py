@@ -1,0 +1,86 @@
+"""The `export` source: Sefaria-Export files (schemas/ + json/…/merged.json) from a URL or a local directory."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import quote
+
+import orjson
+
+from ..client import SefariaClient
+from ..errors import FetchFailed, MalformedResponse, UnknownBook
+from ..export_tree import ExportTree, version_meta
+from ..schema import parse_index, text_at
+from . import BookFetch, FetchOptions, VersionPart, build_segments
+
+LANGUAGE_DIRS = {"he": "Hebrew", "en": "English"}
+
+
+def is_url(base: str) -> bool:
+    return base.startswith(("http://", "https://"))
+
+
+def schema_path(book: str) -> str:
+    return f"schemas/{book.replace(' ', '_')}.json"
+
+
+def text_path(categories: list[str], book: str, lang: str) -> str:
+    return "/".join(["json", *categories, book, LANGUAGE_DIRS[lang], "merged.json"])
+
+
+def fetch_book_local(root: str | Path, book: str, options: FetchOptions) -> BookFetch:
+    """Read a book from an export tree on disk (old 2015 or modern layout)."""
+    tree = ExportTree(Path(root))
+    index = tree.index(book)
+    node = parse_index(index, book=book)
+    parts = []
+    for version in tree.versions(book):
+        if version.language not in options.languages:
+            continue
+        meta = version_meta(version.doc) if hasattr(version, "doc") else version
+        for leaf in node.leaves():
+            parts.append(VersionPart(version.language, meta.version_title if hasattr(meta, "version_title") else version.versionTitle,
+                                     meta.license, leaf, text_at(leaf, version.text)))
+    return BookFetch(book, build_segments(index.get("title") or book, list(index.get("categories") or []),
+                                          parts, options.languages))
+
+
+async def fetch_book_http(client: SefariaClient, book: str, options: FetchOptions) -> BookFetch:
+    """Fetch a book's schema and merged texts over HTTP(S) from an export base URL."""
+    try:
+        index = _loads(book, await client.get_bytes("/" + quote(schema_path(book))), schema_path(book))
+    except FetchFailed as exc:
+        if "404" in exc.cause:
+            raise UnknownBook(book, f"the export has no {schema_path(book)}") from exc
+        raise
+    node = parse_index(index, book=book)
+    categories = list(index.get("categories") or [])
+    if not categories:
+        raise MalformedResponse(book, f"{schema_path(book)} has no categories")
+
+    async def one_language(lang: str) -> list[VersionPart]:
+        path = text_path(categories, index.get("title") or book, lang)
+        try:
+            raw = await client.get_bytes("/" + quote(path))
+        except FetchFailed as exc:
+            if "404" in exc.cause:
+                return []  # the book has no text in this language
+            raise
+        doc = _loads(book, raw, path)
+        if not isinstance(doc, dict) or "text" not in doc:
+            raise MalformedResponse(book, f"{path} has no `text`")
+        meta = version_meta(doc)
+        return [VersionPart(lang, meta.version_title, meta.license, leaf, text_at(leaf, doc["text"]))
+                for leaf in node.leaves()]
+
+    results = await asyncio.gather(*(one_language(lang) for lang in options.languages))
+    parts = [p for r in results for p in r]
+    return BookFetch(book, build_segments(index.get("title") or book, categories, parts, options.languages))
+
+
+def _loads(book: str, raw: bytes, path: str):
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedResponse(book, f"{path} is not valid JSON ({exc})") from exc
