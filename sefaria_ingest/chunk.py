@@ -15,8 +15,8 @@ from .normalize import search_form
 from .records import Chunk, Segment
 from .tokens import SupportsCount
 
-# Segments cleaned and token-counted per tokenizer call; whole sections are never cut across batches.
-BATCH_SEGMENTS = 2048
+# Segments cleaned and token-counted per tokenizer call; a section is never cut across batches.
+BATCH_SEGMENTS = 4096
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:\u05C3\u05C0\u0589\u061F\u3002])\s+")
 
@@ -60,20 +60,38 @@ def chunk_id(book: str, lang: str, version_title: str, refs: list[str], text: st
     return digest if part is None else f"{digest}-p{part}"
 
 
+def _is_additive(counter: SupportsCount) -> bool:
+    # Only a counter that says so: then count(a + " " + b) == count(a) + count(b) and sums need no re-count.
+    return bool(getattr(counter, "additive", False))
+
+
+@dataclass(slots=True)
+class _Cleaned:
+    """One segment with its clean text split into sentences and their token counts."""
+
+    segment: Segment
+    text: str
+    sentences: list[str]
+    counts: list[int]
+    n_tokens: int
+
+
 @dataclass(slots=True)
 class _Candidate:
-    """A chunk before its record is built: which segments, their clean texts, and the piece if split."""
+    """A chunk before its record is built: its segments, and the piece when one segment is split."""
 
-    segments: list[Segment]
-    texts: list[str]
-    n_tokens: int | None = None  # None: not measured yet
+    items: list[_Cleaned]
+    n_tokens: int | None  # None: to be measured
+    piece: str | None = None
     part: int | None = None
     parts: int | None = None
     overlap: int = 0
 
     @property
     def text(self) -> str:
-        return " ".join(t for t in self.texts if t)
+        if self.piece is not None:
+            return self.piece
+        return " ".join(item.text for item in self.items if item.text)
 
 
 def _group_key(segment: Segment) -> tuple[str, str, str, str, str]:
@@ -86,35 +104,33 @@ def _group_key(segment: Segment) -> tuple[str, str, str, str, str]:
     )
 
 
-def _pack(
-    segments: list[Segment], texts: list[str], counts: list[int], max_tokens: int, overlap: int
-) -> Iterator[_Candidate]:
+def _pack(items: list[_Cleaned], max_tokens: int, overlap: int, additive: bool) -> Iterator[_Candidate]:
     """Greedy runs of one section's segments by summed counts; an oversized segment comes out alone."""
-    run: list[int] = []
+    run: list[_Cleaned] = []
     run_tokens = 0
     run_overlap = 0
 
-    def emit(indices: list[int], n_overlap: int) -> _Candidate:
-        n = counts[indices[0]] if len(indices) == 1 else None
-        return _Candidate([segments[i] for i in indices], [texts[i] for i in indices], n, overlap=n_overlap)
+    def emit() -> _Candidate:
+        exact = additive or len(run) == 1
+        return _Candidate(list(run), run_tokens if exact else None, overlap=run_overlap)
 
-    for i, n in enumerate(counts):
-        if n > max_tokens:
+    for item in items:
+        if item.n_tokens > max_tokens:
             if run:
-                yield emit(run, run_overlap)
+                yield emit()
             run, run_tokens, run_overlap = [], 0, 0
-            yield emit([i], 0)
+            yield _Candidate([item], item.n_tokens)
             continue
-        if run and run_tokens + n > max_tokens:
-            yield emit(run, run_overlap)
+        if run and run_tokens + item.n_tokens > max_tokens:
+            yield emit()
             kept = run[len(run) - overlap :] if overlap else []
-            while kept and sum(counts[j] for j in kept) + n > max_tokens:
+            while kept and sum(k.n_tokens for k in kept) + item.n_tokens > max_tokens:
                 kept.pop(0)
-            run, run_tokens, run_overlap = kept, sum(counts[j] for j in kept), len(kept)
-        run.append(i)
-        run_tokens += n
+            run, run_tokens, run_overlap = kept, sum(k.n_tokens for k in kept), len(kept)
+        run.append(item)
+        run_tokens += item.n_tokens
     if run:
-        yield emit(run, run_overlap)
+        yield emit()
 
 
 def _cut_word(word: str, counter: SupportsCount, max_tokens: int) -> list[tuple[str, int]]:
@@ -135,7 +151,7 @@ def _cut_word(word: str, counter: SupportsCount, max_tokens: int) -> list[tuple[
             head_n = counter.count([rest[:cut]])[0]
             if head_n <= max_tokens:
                 break
-            if cut == 1 or not any(unicodedata.combining(ch) == 0 for ch in rest[1:cut]):
+            if not any(unicodedata.combining(ch) == 0 for ch in rest[1:cut]):
                 raise ValueError(f"max_tokens={max_tokens} is too small for the single character {rest[0]!r}")
             cut = max(1, cut * 3 // 4)
         pieces.append((rest[:cut], head_n))
@@ -145,14 +161,10 @@ def _cut_word(word: str, counter: SupportsCount, max_tokens: int) -> list[tuple[
     return pieces
 
 
-def split_text(text: str, counter: SupportsCount, max_tokens: int) -> list[tuple[str, int]]:
-    """Pieces of `text` (with token counts) that each fit `max_tokens`, cut at sentence ends, then words.
-
-    For single-spaced text (as `clean_text` gives) joining the pieces with spaces gives `text` back,
-    except where one word alone was over the limit and had to be cut inside it.
-    """
-    sentences = _SENTENCE_END.split(text)
-    counts = counter.count(sentences)
+def _split_sentences(
+    sentences: list[str], counts: list[int], counter: SupportsCount, max_tokens: int
+) -> list[tuple[str, int]]:
+    """Pack counted sentences into pieces that fit; a sentence over the limit is packed word by word."""
     words = [w for s, n in zip(sentences, counts) if n > max_tokens for w in s.split()]
     word_counts = iter(counter.count(words))
     # Units are (separator before, text, count); an empty separator marks a cut inside a word.
@@ -166,25 +178,19 @@ def split_text(text: str, counter: SupportsCount, max_tokens: int) -> list[tuple
             if word_n <= max_tokens:
                 units.append((" ", word, word_n))
             else:
-                units.extend(("" if k else " ", piece, piece_n) for k, (piece, piece_n) in enumerate(
-                    _cut_word(word, counter, max_tokens)
-                ))
-    return _fit_units(units, _pack_units(units, max_tokens), counter, max_tokens)
-
-
-def _pack_units(units: list[tuple[str, str, int]], max_tokens: int) -> list[list[int]]:
+                cuts = _cut_word(word, counter, max_tokens)
+                units.extend(("" if k else " ", piece, piece_n) for k, (piece, piece_n) in enumerate(cuts))
     groups: list[list[int]] = []
-    current: list[int] = []
     total = 0
     for i, (_, _, n) in enumerate(units):
-        if current and total + n > max_tokens:
-            groups.append(current)
-            current, total = [], 0
-        current.append(i)
+        if not groups or total + n > max_tokens:
+            groups.append([])
+            total = 0
+        groups[-1].append(i)
         total += n
-    if current:
-        groups.append(current)
-    return groups
+    if _is_additive(counter):
+        return [(_join_units(units, g), sum(units[i][2] for i in g)) for g in groups]
+    return _fit_units(units, groups, counter, max_tokens)
 
 
 def _join_units(units: list[tuple[str, str, int]], indices: list[int]) -> str:
@@ -198,44 +204,48 @@ def _fit_units(
     texts = [_join_units(units, g) for g in groups]
     pieces: list[tuple[str, int]] = []
     for g, text, n in zip(groups, texts, counter.count(texts)):
-        if n <= max_tokens:
+        if n <= max_tokens or len(g) == 1:
+            # One unit was measured alone and fits, so it counts the same here.
             pieces.append((text, n))
-        elif len(g) == 1:
-            raise ValueError(f"a unit of {n} tokens exceeds max_tokens={max_tokens} after splitting")
         else:
             half = len(g) // 2
             pieces.extend(_fit_units(units, [g[:half], g[half:]], counter, max_tokens))
     return pieces
 
 
+def split_text(text: str, counter: SupportsCount, max_tokens: int) -> list[tuple[str, int]]:
+    """Pieces of `text` with their token counts, each within `max_tokens`: cut at sentence ends, then words.
+
+    For single-spaced text (as `clean_text` gives) joining the pieces with spaces gives `text` back,
+    except where one word alone was over the limit and had to be cut inside it.
+    """
+    sentences = _SENTENCE_END.split(text)
+    return _split_sentences(sentences, counter.count(sentences), counter, max_tokens)
+
+
 def _fit(candidates: list[_Candidate], counter: SupportsCount, max_tokens: int) -> Iterator[_Candidate]:
-    """Measure unmeasured chunks in one batch; halve runs over the limit and cut over-long segments, in order."""
+    """Measure what is unmeasured in one batch; halve runs over the limit and cut over-long segments, in order."""
     unmeasured = [c for c in candidates if c.n_tokens is None]
     for c, n in zip(unmeasured, counter.count([c.text for c in unmeasured])):
         c.n_tokens = n
     for c in candidates:
         if c.n_tokens <= max_tokens:
             yield c
-        elif len(c.segments) > 1:
-            # Summed segment counts fit but the joined text does not: the tokenizer is not additive here.
-            half = len(c.segments) // 2
-            yield from _fit(
-                [
-                    _Candidate(c.segments[:half], c.texts[:half], overlap=min(c.overlap, half)),
-                    _Candidate(c.segments[half:], c.texts[half:]),
-                ],
-                counter,
-                max_tokens,
-            )
+        elif len(c.items) > 1:
+            # The summed counts fit but the joined text does not: this tokenizer is not additive.
+            half = len(c.items) // 2
+            halves = [_Candidate(c.items[:half], None, overlap=min(c.overlap, half)), _Candidate(c.items[half:], None)]
+            yield from _fit(halves, counter, max_tokens)
         else:
-            pieces = split_text(c.texts[0], counter, max_tokens)
+            item = c.items[0]
+            pieces = _split_sentences(item.sentences, item.counts, counter, max_tokens)
             for k, (text, n) in enumerate(pieces):
-                yield _Candidate(c.segments, [text], n, part=k, parts=len(pieces))
+                yield _Candidate([item], n, piece=text, part=k, parts=len(pieces))
 
 
 def _record(c: _Candidate) -> Chunk:
-    first, last = c.segments[0], c.segments[-1]
-    refs = [s.ref for s in c.segments]
+    first, last = c.items[0].segment, c.items[-1].segment
+    refs = [item.segment.ref for item in c.items]
     text = c.text
     extra: dict = {}
     if c.part is not None:
@@ -254,23 +264,40 @@ def _record(c: _Candidate) -> Chunk:
         license=first.license,
         text=text,
         search_text=search_form(text),
-        original="\n".join(s.text for s in c.segments),
+        original="\n".join(item.segment.text for item in c.items),
         n_tokens=c.n_tokens,
         extra=extra,
     )
 
 
+def _clean_and_count(segments: list[Segment], counter: SupportsCount) -> list[_Cleaned]:
+    """Clean every segment and count all their sentences in one tokenizer call."""
+    texts = [clean_text(s.text) for s in segments]
+    sentences = [_SENTENCE_END.split(t) if t else [] for t in texts]
+    flat_counts = counter.count([s for ss in sentences for s in ss])
+    items: list[_Cleaned] = []
+    start = 0
+    for segment, text, ss in zip(segments, texts, sentences):
+        counts = flat_counts[start : start + len(ss)]
+        start += len(ss)
+        items.append(_Cleaned(segment, text, ss, counts, sum(counts)))
+    if not _is_additive(counter):
+        # Sentence sums are only estimates here: measure whole segments.
+        for item, n in zip(items, counter.count(texts)):
+            item.n_tokens = n
+    return items
+
+
 def _chunk_block(
     groups: list[list[Segment]], counter: SupportsCount, max_tokens: int, overlap: int
 ) -> Iterator[Chunk]:
-    texts = [clean_text(s.text) for group in groups for s in group]
-    counts = counter.count(texts)
+    items = _clean_and_count([s for group in groups for s in group], counter)
+    additive = _is_additive(counter)
     candidates: list[_Candidate] = []
     start = 0
     for group in groups:
-        end = start + len(group)
-        candidates.extend(_pack(group, texts[start:end], counts[start:end], max_tokens, overlap))
-        start = end
+        candidates.extend(_pack(items[start : start + len(group)], max_tokens, overlap, additive))
+        start += len(group)
     for c in _fit(candidates, counter, max_tokens):
         yield _record(c)
 
@@ -282,10 +309,10 @@ def chunk_segments(
     overlap_segments: int = 0,
     batch_segments: int = BATCH_SEGMENTS,
 ) -> Iterator[Chunk]:
-    """Chunks of consecutive segments (in book order) of one section and version, each within `max_tokens`.
+    """Chunks of consecutive segments (in book order) of one section, version and licence, within `max_tokens`.
 
-    Every segment is covered; one longer than `max_tokens` becomes several `-p<n>` pieces of its own.
-    `overlap_segments` repeats up to that many trailing segments of a chunk at the start of the next one.
+    Every segment is covered; one longer than `max_tokens` becomes `-p<n>` pieces of its own.
+    `overlap_segments` repeats up to that many trailing segments of a chunk at the start of the next.
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be positive, not {max_tokens}")

@@ -121,8 +121,8 @@ class Ref:
         return title + "." + self.normal()[len(self.title) + 1 :].replace(":", ".")
 
     def section_ref(self) -> Ref:
-        """The enclosing section of a segment ref (itself when above segment level)."""
-        if len(self.sections) < len(self.address_types) or len(self.sections) <= 1:
+        """The enclosing section of a segment ref (the whole node for a depth-1 text; itself above segment level)."""
+        if len(self.sections) < len(self.address_types):
             return self
         to = self.to_sections[:-1] if self.to_sections else ()
         return Ref(self.title, self.he_title, self.address_types, self.sections[:-1], to)
@@ -143,7 +143,7 @@ def parse_sections(text: str, address_types: Iterable[str]) -> tuple[tuple[int, 
         raise ValueError(f"too many sections in {text!r} for a depth-{len(types)} node")
     if not dash:
         return start, ()
-    end_tokens = _tokens(end_text, types, len(start) - _count_tokens(end_text, types))
+    end_tokens = _end_tokens(end_text, types, len(start))
     if not end_tokens or len(end_tokens) > len(start):
         raise ValueError(f"bad range end in {text!r}")
     end = start[: len(start) - len(end_tokens)] + end_tokens
@@ -152,24 +152,30 @@ def parse_sections(text: str, address_types: Iterable[str]) -> tuple[tuple[int, 
     return start, end
 
 
-def _raw_tokens(text: str) -> list[str]:
-    tokens = [t for t in _SECTION_SPLIT.split(text.strip()) if t]
-    # Hebrew daf forms are two tokens ("כ״ב א"): glue the amud letter back to its daf.
-    merged: list[str] = []
-    for t in tokens:
-        if t in ("א", "ב") and merged and is_hebrew(merged[-1]) and " " not in merged[-1]:
-            merged[-1] = f"{merged[-1]} {t}"
-        else:
-            merged.append(t)
-    return merged
-
-
-def _count_tokens(text: str, types: tuple[str, ...]) -> int:
-    return len(_raw_tokens(text))
+def _end_tokens(text: str, types: tuple[str, ...], start_depth: int) -> tuple[int, ...]:
+    """A range end names the last levels only ("1:1-5" -> level 2); find the level it starts at."""
+    for first in range(start_depth - 1, -1, -1):
+        try:
+            tokens = _tokens(text, types, first)
+        except ValueError:
+            continue
+        if first + len(tokens) == start_depth:
+            return tokens
+    raise ValueError(f"bad range end {text!r}")
 
 
 def _tokens(text: str, types: tuple[str, ...], first_level: int) -> tuple[int, ...]:
-    tokens = _raw_tokens(text)
+    """Section numbers of `text`, whose first token is at `first_level` of the node."""
+    raw = [t for t in _SECTION_SPLIT.split(text.strip()) if t]
+    tokens: list[str] = []
+    for t in raw:
+        # Hebrew daf forms are two tokens ("כ״ב א"): glue the amud letter back to its daf.
+        level = first_level + len(tokens) - 1
+        if (t in _HE_AMUD and tokens and 0 <= level < len(types) and types[level] in TWO_SIDED
+                and is_hebrew(tokens[-1]) and " " not in tokens[-1]):
+            tokens[-1] = f"{tokens[-1]} {t}"
+        else:
+            tokens.append(t)
     if first_level < 0 or first_level + len(tokens) > len(types):
         raise ValueError(f"too many sections in {text!r}")
     return tuple(str_to_section(tok, types[first_level + i]) for i, tok in enumerate(tokens))

@@ -29,6 +29,7 @@ class Node:
     """One schema node; leaves (JaggedArrayNodes) hold text, inner SchemaNodes hold nodes."""
 
     key: str
+    book: str
     en_title: str
     he_title: str
     titles: list[dict]
@@ -79,6 +80,7 @@ def _node(raw: dict, en: str, he: str, path: tuple[str, ...], book: str, root: b
     children_raw = raw.get("nodes")
     node = Node(
         key=str(raw.get("key", "")),
+        book=book,
         en_title=en,
         he_title=he,
         titles=list(raw.get("titles") or []),
@@ -148,22 +150,24 @@ def iter_segments(leaf: Node, jagged) -> Iterator[tuple[tuple[int, ...], str]]:
     """Every string of `jagged` with its 1-based sections, in order; empty strings included.
 
     A string found above segment level is that section's first segment; lists nested deeper than the
-    node's depth are joined into one segment, so no text is ever dropped.
+    node's depth are joined into one segment, so no text is ever dropped. Numbers and nulls (old exports'
+    placeholders for missing segments) count as empty.
     """
     yield from _walk(leaf, jagged, (), ())
 
 
 def _walk(leaf: Node, value, sections: tuple[int, ...], positions: tuple[int, ...]):
     level = len(sections)
-    if value is None:
-        return
+    if value is None or isinstance(value, (int, float, bool)):
+        return  # old exports hold 0 or null where a segment is missing
     if isinstance(value, str):
         if level == 0:
             sections = (1,)
         yield sections + (1,) * (leaf.depth - len(sections)), value
         return
     if not isinstance(value, list):
-        raise BadSchema(leaf.en_title.split(",")[0], f"unexpected {type(value).__name__} in text", ref=leaf.ref(sections).normal() if sections else leaf.en_title)
+        where = leaf.ref(sections).normal() if sections else leaf.en_title
+        raise BadSchema(leaf.book, f"unexpected {type(value).__name__} in the text", ref=where)
     if level == leaf.depth:
         yield sections, " ".join(s for s in _flatten(value) if s.strip())
         return

@@ -20,12 +20,13 @@ async def _stamps(bucket: TokenBucket, n: int) -> list[float]:
 
 
 def test_burst_is_immediate_then_rate_applies():
-    stamps = asyncio.run(_stamps(TokenBucket(rate=20, burst=3), 13))
-    assert stamps[2] < 0.03  # the burst
-    # 10 more tokens at 20/s take 0.5 s
-    assert 0.47 <= stamps[-1] <= 0.75
-    gaps = [b - a for a, b in zip(stamps[3:], stamps[4:])]
-    assert min(gaps) >= 0.04
+    rate, burst = 20.0, 3
+    stamps = asyncio.run(_stamps(TokenBucket(rate=rate, burst=burst), 13))
+    assert stamps[burst - 1] < 0.08  # without the burst the third token would come at 0.1 s
+    # By time t at most burst + rate * t tokens; scheduling delays only make stamps later.
+    for i, t in enumerate(stamps):
+        assert t >= (i + 1 - burst) / rate - 0.005
+    assert stamps[-1] <= 2 * (len(stamps) - burst) / rate
 
 
 def test_concurrent_acquirers_share_one_rate():
@@ -36,13 +37,13 @@ def test_concurrent_acquirers_share_one_rate():
         return time.monotonic() - start
 
     elapsed = asyncio.run(main())
-    assert 25 / 50 * 0.95 <= elapsed <= 0.9
+    assert 25 / 50 * 0.95 <= elapsed <= 1.5
 
 
 @pytest.mark.parametrize("rate", [None, 0, -1])
 def test_no_rate_means_unlimited(rate):
     stamps = asyncio.run(_stamps(TokenBucket(rate=rate, burst=1), 2000))
-    assert stamps[-1] < 0.2
+    assert stamps[-1] < 0.5
 
 
 def test_penalize_pauses_and_drops_the_saved_burst():
@@ -52,10 +53,10 @@ def test_penalize_pauses_and_drops_the_saved_burst():
         return await _stamps(bucket, 3)
 
     stamps = asyncio.run(main())
-    assert 0.29 <= stamps[0] <= 0.45
+    assert 0.29 <= stamps[0] <= 0.6
     # after the pause the burst of 5 is not available: the next tokens come at the plain rate
-    assert stamps[1] - stamps[0] >= 0.04
-    assert stamps[2] - stamps[1] >= 0.04
+    for i, t in enumerate(stamps):
+        assert t >= 0.3 + i / 20 - 0.005
 
 
 def test_penalize_pauses_an_unlimited_bucket():
@@ -65,8 +66,8 @@ def test_penalize_pauses_an_unlimited_bucket():
         return await _stamps(bucket, 2)
 
     stamps = asyncio.run(main())
-    assert 0.19 <= stamps[0] <= 0.35
-    assert stamps[1] - stamps[0] < 0.02
+    assert 0.19 <= stamps[0] <= 0.5
+    assert stamps[1] - stamps[0] < 0.05
 
 
 def test_a_shorter_penalty_does_not_shorten_a_longer_one():

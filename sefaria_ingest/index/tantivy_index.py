@@ -34,6 +34,8 @@ _STEMS = (
     .filter(tantivy.Filter.stemmer("english"))
     .build()
 )
+# Gershayim or geresh between Hebrew letters marks an abbreviation (רש"י): one word, with or without the mark.
+_ABBREVIATION = re.compile(r"(?<=[\u05d0-\u05ea])[\"'](?=[\u05d0-\u05ea])")
 # A quoted phrase starts and ends at a word boundary, so a gershayim typed as '"' inside a word (רש"י) is no quote.
 _PHRASE = re.compile(r'(?:^|(?<=\s))"([^"]+)"(?=\s|$)')
 
@@ -43,12 +45,20 @@ def _build_schema() -> tantivy.Schema:
     for name in ("id", "book", "lang", "ref", "he_ref", "categories"):
         # Raw: one exact term per value, for delete-by-book, filters and lookups.
         sb.add_text_field(name, stored=True, tokenizer_name="raw")
-    sb.add_text_field("text", stored=True, tokenizer_name="en_stem")
+    # The clean text, stored for display and snippets; never matched (cantillation would split its words).
+    sb.add_text_field("text", stored=True, tokenizer_name="en_stem", index_option="basic")
+    # The search form, matched exactly (with positions, for phrases) and English-stemmed.
     sb.add_text_field("search", stored=False, tokenizer_name="default")
+    sb.add_text_field("stem", stored=False, tokenizer_name="en_stem", index_option="freq")
     return sb.build()
 
 
 SCHEMA = _build_schema()
+
+
+def index_form(search_text: str) -> str:
+    """The search form as indexed and queried: Hebrew abbreviations joined into one word."""
+    return _ABBREVIATION.sub("", search_text)
 
 
 def _unique(tokens: list[str]) -> list[str]:
@@ -56,9 +66,9 @@ def _unique(tokens: list[str]) -> list[str]:
 
 
 def build_query(schema: tantivy.Schema, query: str, lang: str | None = None, book: str | None = None) -> Query | None:
-    """A BM25 query for plain text: OR of its words (exact normalised and English-stemmed), "quoted" spans as
+    """A BM25 query for plain text: OR of its words (exact and English-stemmed search forms), "quoted" spans as
     required phrases, filters scoring nothing. None when the text has no searchable word."""
-    norm = search_form(query)
+    norm = index_form(search_form(query))
     required: list[tuple[Occur, Query]] = []
     for phrase in _PHRASE.findall(norm):
         words = _WORDS.analyze(phrase)
@@ -68,7 +78,7 @@ def build_query(schema: tantivy.Schema, query: str, lang: str | None = None, boo
             required.append((Occur.Must, Query.phrase_query(schema, "search", words)))
     rest = _PHRASE.sub(" ", norm)
     should = [(Occur.Should, Query.term_query(schema, "search", w)) for w in _unique(_WORDS.analyze(rest))]
-    should += [(Occur.Should, Query.term_query(schema, "text", s)) for s in _unique(_STEMS.analyze(rest))]
+    should += [(Occur.Should, Query.term_query(schema, "stem", s)) for s in _unique(_STEMS.analyze(rest))]
     if not required and not should:
         return None
     if should:
@@ -80,10 +90,19 @@ def build_query(schema: tantivy.Schema, query: str, lang: str | None = None, boo
     return Query.boolean_query(required)
 
 
-def _window(text: str, words: set[str]) -> str:
-    """About SNIPPET_CHARS of `text` starting a little before the first word whose search form matches."""
+def _snippet_query(schema: tantivy.Schema, query: str) -> Query | None:
+    """The query's stems against the stored `text` field, for tantivy to pick and cut the best fragment."""
+    stems = _unique(_STEMS.analyze(index_form(search_form(query))))
+    if not stems:
+        return None
+    return Query.boolean_query([(Occur.Should, Query.term_query(schema, "text", s)) for s in stems])
+
+
+def _window(text: str, terms: set[str]) -> str:
+    """About SNIPPET_CHARS of `text` from a little before the first word whose search form is a query term."""
     for match in re.finditer(r"\S+", text):
-        if words.intersection(_WORDS.analyze(search_form(match.group()))):
+        form = index_form(search_form(match.group()))
+        if terms.intersection(_WORDS.analyze(form)) or terms.intersection(_STEMS.analyze(form)):
             start = text.rfind(" ", 0, max(0, match.start() - SNIPPET_CHARS // 4)) + 1
             return text[start : start + SNIPPET_CHARS].strip()
     return text[:SNIPPET_CHARS].strip()
@@ -142,6 +161,7 @@ class TantivyBackend:
             if chunk.id in seen:
                 raise IngestError(book, f"chunk id {chunk.id} appears twice", ref=chunk.ref)
             seen.add(chunk.id)
+            form = index_form(chunk.search_text or search_form(chunk.text))
             doc = tantivy.Document(
                 id=chunk.id,
                 book=chunk.book,
@@ -149,7 +169,8 @@ class TantivyBackend:
                 ref=chunk.ref,
                 he_ref=chunk.he_ref,
                 text=chunk.text,
-                search=chunk.search_text or search_form(chunk.text),
+                search=form,
+                stem=form,
             )
             for category in chunk.categories:
                 doc.add_text("categories", category)
@@ -170,14 +191,19 @@ class TantivyBackend:
         found = searcher.search(q, k).hits
         if not found:
             return []
-        snippets = tantivy.SnippetGenerator.create(searcher, q, self._schema, "text")
-        snippets.set_max_num_chars(SNIPPET_CHARS)
-        words = set(_WORDS.analyze(search_form(query)))
+        snippet_query = _snippet_query(self._schema, query)
+        snippets = None
+        if snippet_query is not None:
+            snippets = tantivy.SnippetGenerator.create(searcher, snippet_query, self._schema, "text")
+            snippets.set_max_num_chars(SNIPPET_CHARS)
+        form = index_form(search_form(query))
+        terms = set(_WORDS.analyze(form)) | set(_STEMS.analyze(form))
         hits = []
         for score, address in found:
             doc = searcher.doc(address)
             text = doc.get_first("text") or ""
-            snippet = snippets.snippet_from_doc(doc).fragment().strip() or _window(text, words)
+            fragment = snippets.snippet_from_doc(doc).fragment().strip() if snippets is not None else ""
+            snippet = fragment or _window(text, terms)
             hits.append(
                 Hit(
                     id=doc.get_first("id"),

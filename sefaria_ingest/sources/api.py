@@ -6,8 +6,6 @@ Never walks `next` one section at a time: the schema says what exists, so every 
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import quote
-
 from ..client import SefariaClient
 from ..errors import FetchFailed, MalformedResponse, UnknownBook
 from ..refs import section_to_str
@@ -17,14 +15,9 @@ from . import LANGUAGE_FAMILIES, BookFetch, FetchOptions, VersionPart, build_seg
 _NO_TEXT = "We have no text for"
 
 
-def ref_path(tref: str) -> str:
-    """URL path component for a ref (Sefaria decodes `<path:tref>`; keep it readable, escape the rest)."""
-    return quote(tref, safe=" ,'").replace(" ", "%20")
-
-
 async def fetch_index(client: SefariaClient, book: str) -> dict:
     """The book's raw index record; an `{"error": ...}` answer means the title is unknown."""
-    status, body = await client.get_json(f"/api/v2/raw/index/{ref_path(book)}", ref=book)
+    status, body = await client.get_json(f"/api/v2/raw/index/{book}", ref=book)
     if isinstance(body, dict) and "error" in body:
         raise UnknownBook(book, f"Sefaria says: {body['error']}")
     if status != 200 or not isinstance(body, dict) or "schema" not in body:
@@ -72,7 +65,7 @@ async def _fetch_leaf(client, book, leaf: Node, version_params, options) -> list
 
 async def _get_text(client, book: str, tref: str, version_params) -> dict | None:
     """One v3 texts call; None when Sefaria has no text there (404 'We have no text')."""
-    status, body = await client.get_json(f"/api/v3/texts/{ref_path(tref)}", version_params, ref=tref)
+    status, body = await client.get_json(f"/api/v3/texts/{tref}", version_params, ref=tref)
     if status == 404 and isinstance(body, dict) and str(body.get("error", "")).startswith(_NO_TEXT):
         return None
     if status != 200 or not isinstance(body, dict) or "error" in body:
@@ -110,7 +103,7 @@ async def _top_sections(client, book: str, leaf: Node) -> int:
     """How many top-level sections the leaf has: its schema lengths, else /api/shape."""
     if isinstance(leaf.lengths, list) and leaf.lengths and isinstance(leaf.lengths[0], int):
         return leaf.lengths[0]
-    status, body = await client.get_json(f"/api/shape/{ref_path(book)}", ref=book)
+    status, body = await client.get_json(f"/api/shape/{book}", ref=book)
     if not isinstance(body, list) or not body:
         raise MalformedResponse(book, f"shape answer (HTTP {status}) is not a list")
     entries = body[0].get("chapters", []) if body[0].get("isComplex") else body

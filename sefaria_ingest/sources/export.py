@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from urllib.parse import quote
 
 import orjson
 
@@ -34,14 +33,9 @@ def fetch_book_local(root: str | Path, book: str, options: FetchOptions) -> Book
     tree = ExportTree(Path(root))
     index = tree.index(book)
     node = parse_index(index, book=book)
-    parts = []
-    for version in tree.versions(book):
-        if version.language not in options.languages:
-            continue
-        meta = version_meta(version.doc) if hasattr(version, "doc") else version
-        for leaf in node.leaves():
-            parts.append(VersionPart(version.language, meta.version_title if hasattr(meta, "version_title") else version.versionTitle,
-                                     meta.license, leaf, text_at(leaf, version.text)))
+    parts = [VersionPart(version.language, version.versionTitle, version.license, leaf, text_at(leaf, version.text))
+             for version in tree.versions(book) if version.language in options.languages
+             for leaf in node.leaves()]
     return BookFetch(book, build_segments(index.get("title") or book, list(index.get("categories") or []),
                                           parts, options.languages))
 
@@ -49,7 +43,7 @@ def fetch_book_local(root: str | Path, book: str, options: FetchOptions) -> Book
 async def fetch_book_http(client: SefariaClient, book: str, options: FetchOptions) -> BookFetch:
     """Fetch a book's schema and merged texts over HTTP(S) from an export base URL."""
     try:
-        index = _loads(book, await client.get_bytes("/" + quote(schema_path(book))), schema_path(book))
+        index = _loads(book, await client.get_bytes("/" + schema_path(book)), schema_path(book))
     except FetchFailed as exc:
         if "404" in exc.cause:
             raise UnknownBook(book, f"the export has no {schema_path(book)}") from exc
@@ -62,7 +56,7 @@ async def fetch_book_http(client: SefariaClient, book: str, options: FetchOption
     async def one_language(lang: str) -> list[VersionPart]:
         path = text_path(categories, index.get("title") or book, lang)
         try:
-            raw = await client.get_bytes("/" + quote(path))
+            raw = await client.get_bytes("/" + path)
         except FetchFailed as exc:
             if "404" in exc.cause:
                 return []  # the book has no text in this language
@@ -71,7 +65,7 @@ async def fetch_book_http(client: SefariaClient, book: str, options: FetchOption
         if not isinstance(doc, dict) or "text" not in doc:
             raise MalformedResponse(book, f"{path} has no `text`")
         meta = version_meta(doc)
-        return [VersionPart(lang, meta.version_title, meta.license, leaf, text_at(leaf, doc["text"]))
+        return [VersionPart(lang, meta.title, meta.license, leaf, text_at(leaf, doc["text"]))
                 for leaf in node.leaves()]
 
     results = await asyncio.gather(*(one_language(lang) for lang in options.languages))
