@@ -9,7 +9,7 @@ def main(smk):
     books = list(zip(smk.input.vectors, smk.input.ids, smk.input.chunks))
     stats = build_vector_index(books, smk.output.index, M=config["M"],
                                ef_construction=config["ef_construction"], ef_search=config["ef_search"],
-                               model=smk.config["embed"]["model"])
+                               model_name=smk.config["embed"]["model"], threads=smk.threads)
     log.info("vector index: %s", stats)
 
 

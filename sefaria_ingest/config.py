@@ -73,8 +73,9 @@ def client_config(config: dict):
     from .retry import RetryPolicy
 
     f = config["fetch"]
+    # A local export directory needs no client; the API URL keeps the config valid all the same.
     return ClientConfig(
-        base_url=fetch_base(config),
+        base_url=fetch_base(config) if uses_network(config) else config["api_url"],
         requests_per_second=f["requests_per_second"],
         burst=f["burst"],
         max_in_flight=f["max_in_flight"],
