@@ -26,7 +26,9 @@ def fetch_resources():
 def all_outputs(wildcards):
     books = catalog_books()
     return [
-        "results/index/vectors",
+        "results/index/vector",
+        *expand("results/raw/{book}.jsonl", book=books),
+        *expand("results/chunks/{book}.jsonl", book=books),
         *expand("results/fulltext/{book}.done", book=books),
         "results/stats/fetch.tsv",
         "results/stats/benchmarks.tsv",

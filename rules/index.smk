@@ -20,7 +20,7 @@ rule vector_index:
         ids=lambda wc: expand("results/vectors/{book}.ids.json", book=catalog_books()),
         chunks=lambda wc: expand("results/chunks/{book}.jsonl", book=catalog_books()),
     output:
-        index=directory("results/index/vectors"),
+        index=directory("results/index/vector"),
     log:
         "logs/vector_index/vector_index.log",
     benchmark:

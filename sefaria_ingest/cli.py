@@ -14,6 +14,7 @@ DEFAULT_API = "https://www.sefaria.org"
 def _fetch(args: argparse.Namespace) -> int:
     from .client import ClientConfig
     from .fetch import fetch_book, summary_line, write_book
+    from .global_limit import make_global_limiter
     from .sources import FetchOptions
 
     base = args.api_url if args.source == "api" else args.export_url
@@ -22,9 +23,10 @@ def _fetch(args: argparse.Namespace) -> int:
         return 2
     config = ClientConfig(base_url=base, requests_per_second=args.rps, max_in_flight=args.max_in_flight)
     options = FetchOptions(languages=tuple(args.lang or ("he", "en")), versions=args.versions)
+    shared = make_global_limiter(args.global_rps, args.global_state)
     try:
-        result = asyncio.run(fetch_book(args.book, source=args.source, base_url=base,
-                                        client_config=config, options=options))
+        result = asyncio.run(fetch_book(args.book, source=args.source, base_url=base, client_config=config,
+                                        options=options, limiters=[shared] if shared else []))
     except IngestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -60,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--versions", choices=("primary", "all"), default="primary")
     f.add_argument("--rps", type=float, default=2.0, help="requests per second for this job (default 2)")
     f.add_argument("--max-in-flight", type=int, default=4)
+    f.add_argument("--global-rps", type=float,
+                   help="requests per second shared by every fetch job on this machine (default: no shared limit)")
+    f.add_argument("--global-state", help="state file of the shared limit (default: "
+                                          ".snakemake/sefaria_ingest/global_rate.json)")
     f.set_defaults(func=_fetch)
 
     s = sub.add_parser("search", help="search the indexes built under results/")

@@ -221,7 +221,9 @@ def embed_chunks(
     return ids, vectors, stats
 
 
-def write_book_vectors(npy_path: str | os.PathLike, ids_path: str | os.PathLike, ids: Sequence[str], vectors: np.ndarray) -> None:
+def write_book_vectors(
+    npy_path: str | os.PathLike, ids_path: str | os.PathLike, ids: Sequence[str], vectors: np.ndarray
+) -> None:
     """Write a book's vectors (.npy) and their chunk ids (JSON list, same order), each atomically."""
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(ids):

@@ -38,7 +38,9 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[Hit]], rrf_k: int = RRF_K
     return [dataclasses.replace(records[i], score=scores[i]) for i in order]
 
 
-def _bm25(results_dir, query: str, k: int, lang: str | None, book: str | None, fulltext_config: dict | None) -> list[Hit]:
+def _bm25(
+    results_dir, query: str, k: int, lang: str | None, book: str | None, fulltext_config: dict | None
+) -> list[Hit]:
     config = dict(fulltext_config or {"backend": "tantivy"})
     if config.get("backend", "tantivy") == "tantivy":
         config.setdefault("path", str(fulltext_dir(results_dir)))
@@ -50,7 +52,9 @@ def _bm25(results_dir, query: str, k: int, lang: str | None, book: str | None, f
         backend.close()
 
 
-def _vector(results_dir, query: str, k: int, lang: str | None, book: str | None, embedder: Embedder | None) -> list[Hit]:
+def _vector(
+    results_dir, query: str, k: int, lang: str | None, book: str | None, embedder: Embedder | None
+) -> list[Hit]:
     with VectorIndex.open(vector_dir(results_dir)) as index:
         if index.count == 0:
             return []

@@ -13,8 +13,6 @@ from sefaria_ingest.index.tantivy_index import TantivyBackend
 from sefaria_ingest.normalize import search_form
 from sefaria_ingest.records import Chunk
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-TANACH = SHARED / "sefaria-sample" / "json" / "Tanach"
 BOOKS = {"Ruth": "Writings", "Jonah": "Prophets"}
 
 
@@ -36,9 +34,10 @@ def make_chunk(book: str, lang: str, chapter: int, verse: int, text: str) -> Chu
     )
 
 
-def load_book(book: str, lang: str) -> list[Chunk]:
+def load_book(sample_dir: Path, book: str, lang: str) -> list[Chunk]:
     language = "English" if lang == "en" else "Hebrew"
-    data = json.loads((TANACH / BOOKS[book] / book / language / "merged.json").read_text(encoding="utf-8"))
+    path = sample_dir / "json" / "Tanach" / BOOKS[book] / book / language / "merged.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
     return [
         make_chunk(book, lang, c, v, text)
         for c, chapter in enumerate(data["text"], 1)
@@ -54,8 +53,8 @@ def backend(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def sample():
-    return {(b, lang): load_book(b, lang) for b in BOOKS for lang in ("en", "he")}
+def sample(sample_dir):
+    return {(b, lang): load_book(sample_dir, b, lang) for b in BOOKS for lang in ("en", "he")}
 
 
 def upsert_all(backend, sample, book):
@@ -93,7 +92,8 @@ def test_hebrew_matches_with_and_without_niqqud(backend):
     pointed = "וַיְהִ֗י בִּימֵי֙ שְׁפֹ֣ט הַשֹּׁפְטִ֔ים וַיְהִ֥י רָעָ֖ב בָּאָ֑רֶץ"
     plain = "אמר רבי יוחנן משום רבי שמעון בן יוחאי"
     backend.upsert_book("Ruth", [make_chunk("Ruth", "he", 1, 1, pointed)])
-    backend.upsert_book("Berakhot", [make_chunk("Berakhot", "he", 7, 2, plain), make_chunk("Berakhot", "en", 7, 2, "Rabbi Yohanan said")])
+    english = make_chunk("Berakhot", "en", 7, 2, "Rabbi Yohanan said")
+    backend.upsert_book("Berakhot", [make_chunk("Berakhot", "he", 7, 2, plain), english])
     for query in ("רעב בארץ", "רָעָב בָּאָרֶץ", "רָעָ֖ב", "הַשֹּׁפְטִים", "השפטים"):
         assert [h.id for h in backend.search(query, k=5)] == ["Ruth|he|1:1"], query
     # Final letters: the indexed "יוחנן" / "שמעון" match whether the query ends in a final or a plain nun.
@@ -119,8 +119,10 @@ def test_english_stemming_phrases_and_filters(backend, sample):
     phrase = backend.search('"whither thou goest"', k=10)
     assert [h.ref for h in phrase] == ["Ruth 1:16"]
     assert "goest" in phrase[0].snippet
-    # The same words out of order are no phrase.
+    # The same words out of order are no phrase; words beside a phrase rank but are not required.
     assert backend.search('"goest thou whither"', k=10) == []
+    assert [h.ref for h in backend.search('Nineveh "whither thou goest"', k=10)] == ["Ruth 1:16"]
+    assert [h.ref for h in backend.search('"whither thou goest" lodge', k=10, lang="en")] == ["Ruth 1:16"]
     assert all(h.lang == "he" for h in backend.search("יונה", k=20, lang="he"))
     assert backend.search("Jonah", k=10, lang="he") == []
     assert {h.book for h in backend.search("the", k=200, book="Jonah")} == {"Jonah"}

@@ -17,15 +17,14 @@ from sefaria_ingest.normalize import search_form
 from sefaria_ingest.records import Chunk, write_jsonl
 from sefaria_ingest.search import format_results, reciprocal_rank_fusion, search
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-TANACH = SHARED / "sefaria-sample" / "json" / "Tanach"
 BOOKS = {"Ruth": "Writings", "Jonah": "Prophets", "Esther": "Writings"}
 
 
-def load_book(book: str, lang: str) -> list[Chunk]:
+def load_book(sample_dir: Path, book: str, lang: str) -> list[Chunk]:
     """One chunk per verse, built by hand from the export's merged.json."""
     language = "English" if lang == "en" else "Hebrew"
-    data = json.loads((TANACH / BOOKS[book] / book / language / "merged.json").read_text(encoding="utf-8"))
+    path = sample_dir / "json" / "Tanach" / BOOKS[book] / book / language / "merged.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
     chunks = []
     for c, chapter in enumerate(data["text"], 1):
         for v, text in enumerate(chapter, 1):
@@ -57,10 +56,10 @@ def embedder():
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, embedder):
+def corpus(tmp_path_factory, sample_dir, embedder):
     """A results tree with both indexes: English and Hebrew in full-text, English in the vector index."""
     results = tmp_path_factory.mktemp("results")
-    chunks = {book: load_book(book, "en") + load_book(book, "he") for book in BOOKS}
+    chunks = {book: load_book(sample_dir, book, "en") + load_book(sample_dir, book, "he") for book in BOOKS}
     with open_backend({"backend": "tantivy", "path": str(fulltext_dir(results))}) as backend:
         for book, book_chunks in chunks.items():
             backend.upsert_book(book, book_chunks)
@@ -68,7 +67,11 @@ def corpus(tmp_path_factory, embedder):
     with EmbeddingCache(results / "cache", embedder.model_name) as cache:
         for book, book_chunks in chunks.items():
             ids, vectors, _ = embed_chunks(book_chunks, embedder, cache, languages=["en"])
-            paths = (results / "vectors" / f"{book}.npy", results / "vectors" / f"{book}.ids.json", results / "chunks" / f"{book}.jsonl")
+            paths = (
+                results / "vectors" / f"{book}.npy",
+                results / "vectors" / f"{book}.ids.json",
+                results / "chunks" / f"{book}.jsonl",
+            )
             write_book_vectors(paths[0], paths[1], ids, vectors)
             write_jsonl(paths[2], book_chunks)
             files.append(paths)
@@ -105,7 +108,8 @@ def test_hybrid_fuses_bm25_and_vector_rankings(corpus, embedder):
         assert h.score == pytest.approx(expected[h.id])
     assert [h.score for h in fused] == pytest.approx(sorted(expected.values(), reverse=True)[:10])
     # Both sides contributed: the fused list is neither ranking's own top 10.
-    assert {h.id for h in fused} & {h.id for h in lexical[:10]} and {h.id for h in fused} & {h.id for h in semantic[:10]}
+    fused_ids = {h.id for h in fused}
+    assert fused_ids & {h.id for h in lexical[:10]} and fused_ids & {h.id for h in semantic[:10]}
 
 
 def test_known_items_bm25_and_hybrid(corpus, embedder):

@@ -86,7 +86,8 @@ def test_build_and_search(tmp_path, books):
     files, all_vectors, ids = books
     stats = build_vector_index(files, tmp_path / "index", M=16, ef_construction=100, ef_search=100, model_name="m")
     assert (stats.count, stats.dim, stats.books) == (340, DIM, 2)
-    assert sorted(p.name for p in (tmp_path / "index").iterdir()) == ["index.json", "meta.sqlite", "vectors.hnsw", "vectors.npy"]
+    written = sorted(p.name for p in (tmp_path / "index").iterdir())
+    assert written == ["index.json", "meta.sqlite", "vectors.hnsw", "vectors.npy"]
     info = orjson.loads((tmp_path / "index" / "index.json").read_bytes())
     assert info["model"] == "m" and info["count"] == 340
     with VectorIndex.open(tmp_path / "index") as index:

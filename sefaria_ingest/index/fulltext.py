@@ -7,7 +7,7 @@ from typing import Iterable, Protocol
 
 from ..records import Chunk
 
-BACKENDS = ("tantivy",)
+BACKENDS = ("tantivy", "elasticsearch", "opensearch")
 
 
 @dataclass(slots=True)
@@ -61,4 +61,12 @@ def open_backend(config: dict) -> FullTextBackend:
             heap_size=config.get("heap_size", 64_000_000),
             writer_threads=config.get("writer_threads", 1),
         )
+    if name == "elasticsearch":
+        from .elasticsearch_index import ElasticsearchBackend
+
+        return ElasticsearchBackend(config)
+    if name == "opensearch":
+        from .opensearch_index import OpenSearchBackend
+
+        return OpenSearchBackend(config)
     raise ValueError(f"unknown full-text backend {name!r}; available: {', '.join(BACKENDS)}")

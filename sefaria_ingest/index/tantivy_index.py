@@ -16,7 +16,7 @@ from ..records import Chunk
 from .fulltext import Hit
 
 SNIPPET_CHARS = 240
-# A pasted passage becomes an OR of its words; beyond this many distinct words ranking no longer improves.
+# A pasted passage becomes an OR of its words; this bounds the query's size.
 MAX_QUERY_TERMS = 128
 
 # Query-side twins of tantivy's built-in "default" and "en_stem" analyzers, which index the two text fields:
@@ -66,8 +66,8 @@ def _unique(tokens: list[str]) -> list[str]:
 
 
 def build_query(schema: tantivy.Schema, query: str, lang: str | None = None, book: str | None = None) -> Query | None:
-    """A BM25 query for plain text: OR of its words (exact and English-stemmed search forms), "quoted" spans as
-    required phrases, filters scoring nothing. None when the text has no searchable word."""
+    """A BM25 query for plain text: OR of its words (exact and English-stemmed search forms); "quoted" spans are
+    required phrases and the other words then only rank; filters score nothing. None without a searchable word."""
     norm = index_form(search_form(query))
     required: list[tuple[Occur, Query]] = []
     for phrase in _PHRASE.findall(norm):
@@ -81,8 +81,10 @@ def build_query(schema: tantivy.Schema, query: str, lang: str | None = None, boo
     should += [(Occur.Should, Query.term_query(schema, "stem", s)) for s in _unique(_STEMS.analyze(rest))]
     if not required and not should:
         return None
-    if should:
-        # Nested so that at least one word must match even beside required clauses.
+    if required:
+        required += should  # beside a phrase, the other words only rank
+    else:
+        # Nested, so that the filters below (required clauses) do not make every word optional.
         required.append((Occur.Must, Query.boolean_query(should)))
     for field, value in (("lang", lang), ("book", book)):
         if value is not None:
@@ -129,7 +131,9 @@ class TantivyBackend:
         try:
             self._index = tantivy.Index(SCHEMA, path=str(self.path), reuse=True)
         except ValueError as exc:
-            raise ValueError(f"{self.path}: not an index of this version's schema ({exc}); delete it and re-index") from exc
+            raise ValueError(
+                f"{self.path}: not an index of this version's schema ({exc}); delete it and re-index"
+            ) from exc
         self._schema = self._index.schema
 
     def _writer(self, book: str) -> tantivy.IndexWriter:

@@ -12,6 +12,7 @@ from aiohttp import web
 from ..errors import UnknownBook
 from ..export_tree import ExportTree
 from . import jagged
+from .faults import FAULTS, Faults, FaultSpec, faults_route
 from .stats import CONTROL_PREFIX, Stats, stats_middleware
 from .store import Library, RefError
 from .texts import v3_texts, version_metadata
@@ -180,11 +181,13 @@ async def export(request: web.Request) -> web.Response:
 
 
 async def replica_stats(request: web.Request) -> web.Response:
-    return json_response(request.app[STATS].snapshot())
+    faults = request.app[FAULTS].snapshot()["injected"]
+    return json_response(request.app[STATS].snapshot() | {"faults_injected": faults})
 
 
 async def replica_reset(request: web.Request) -> web.Response:
     request.app[STATS].reset()
+    request.app[FAULTS].reset_counts()
     return json_response({"reset": True})
 
 
@@ -202,8 +205,9 @@ def latency_middleware(latency_ms: float):
 
 
 def make_app(data_dir: str | os.PathLike, latency_ms: float = 0, *, middlewares: Iterable = (),
-             preload: bool = False) -> web.Application:
-    """The replica over an export tree. `middlewares` run inside the stats middleware (e.g. fault injection)."""
+             preload: bool = False, faults: FaultSpec | None = None) -> web.Application:
+    """The replica over an export tree. `middlewares` run inside the stats middleware; `faults` (also settable
+    at run time through POST /_replica/faults) inside the latency, so faulty answers are as slow as good ones."""
     library = Library(ExportTree(data_dir))
     if preload:
         library.preload()
@@ -211,7 +215,11 @@ def make_app(data_dir: str | os.PathLike, latency_ms: float = 0, *, middlewares:
     chain = [stats_middleware(stats), *middlewares]
     if latency_ms:
         chain.append(latency_middleware(latency_ms))
+    injector = Faults(faults)
+    chain.append(injector.middleware())
     app = web.Application(middlewares=chain)
+    app[FAULTS] = injector
+    app.on_shutdown.append(injector.on_shutdown)
     app[LIBRARY] = library
     app[STATS] = stats
     app[EXPORT_FILES] = {}
@@ -227,4 +235,6 @@ def make_app(data_dir: str | os.PathLike, latency_ms: float = 0, *, middlewares:
     r.add_get("/export/{path:.+}", export, name="export")
     r.add_get("/_replica/stats", replica_stats, name="replica_stats")
     r.add_post("/_replica/reset", replica_reset, name="replica_reset")
+    r.add_get("/_replica/faults", faults_route, name="replica_faults")
+    r.add_post("/_replica/faults", faults_route, name="replica_faults_set")
     return app

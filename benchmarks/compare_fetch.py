@@ -1,0 +1,347 @@
+"""Benchmark 1: the old system's fetch designs against ours, side by side, against a replica with real latency.
+
+    python benchmarks/compare_fetch.py [--latency-ms 50] [--books ...] [--designs a,b,c]
+
+Starts the replica in a process of its own (`python -m sefaria_ingest.replica --preload`), resets its counters
+before each design and reads them after, prints one markdown table, and exits 1 when a target is missed:
+(c) loses or duplicates a segment, or its segments/second is below --min-speedup times (b)'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from benchcount import BookOutcome, BookSpec, Tally, book_specs, expected_segments, tally  # noqa: E402
+
+REPO = HERE.parent
+SAMPLE = REPO.parent / "shared" / "sefaria-sample"
+# A Talmud tractate, a complex book, commentary-free simple books from 4 to 150 chapters.
+DEFAULT_BOOKS = ("Berakhot", "Tanya", "Genesis", "Psalms", "Esther", "Ruth", "Jonah")
+DESIGNS = ("a", "b", "c")
+JOB_FLAG = "_job"
+
+
+@dataclass(slots=True)
+class Limits:
+    """Per-job HTTP limits: the same numbers for (b)'s processes and (c)'s jobs."""
+
+    requests_per_second: float = 10.0
+    burst: int = 2
+    max_in_flight: int = 50
+
+
+@dataclass(slots=True)
+class DesignRun:
+    """One design's run: what each book got, the wall time, and what the replica saw."""
+
+    name: str
+    setup: str
+    outcomes: list[BookOutcome]
+    wall: float
+    server: dict
+    per_book: dict[str, Tally] = field(default_factory=dict)
+    total: Tally = field(default_factory=Tally)
+
+    @property
+    def segments_per_second(self) -> float:
+        return self.total.unique / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def requests(self) -> int:
+        return int(self.server.get("requests_total", 0))
+
+
+class Replica:
+    """The replica in a child process (never in a measured one); its URL and its counters."""
+
+    def __init__(self, data: Path, latency_ms: float):
+        cmd = [sys.executable, "-m", "sefaria_ingest.replica", "--data", str(data), "--latency-ms", str(latency_ms),
+               "--preload"]
+        self._proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
+        line = self._proc.stdout.readline() if self._proc.stdout else ""
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"replica did not start (exit {self._proc.poll()}): {line!r}")
+        self.url = line.split("listening on ", 1)[1].strip()
+
+    def _call(self, path: str, method: str = "GET") -> dict:
+        req = urllib.request.Request(self.url + path, method=method, data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+
+    def reset(self) -> None:
+        self._call("/_replica/reset", "POST")
+
+    def stats(self) -> dict:
+        return self._call("/_replica/stats")
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+# --- design (c): this project's fetch, one process per book as the workflow runs it ----------------------------
+
+
+def run_ours(base_url: str, books: Sequence[BookSpec], *, jobs: int, limits: Limits,
+             workdir: Path) -> list[BookOutcome]:
+    """Each book in a fresh process running what scripts/fetch.py runs, at most `jobs` at once (like Snakemake)."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(_run_job, base_url, book, limits, workdir / f"book{i}") for i, book in enumerate(books)]
+        return [f.result() for f in futures]
+
+
+def _run_job(base_url: str, book: BookSpec, limits: Limits, out: Path) -> BookOutcome:
+    from sefaria_ingest.records import Segment, read_jsonl
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), JOB_FLAG, "--base", base_url, "--book", book.title,
+           "--out", str(out), "--rps", repr(limits.requests_per_second), "--burst", str(limits.burst),
+           "--in-flight", str(limits.max_in_flight)]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    outcome = BookOutcome(book.title, seconds=time.monotonic() - started)
+    if proc.returncode != 0:
+        outcome.error = f"fetch job exited {proc.returncode}: {proc.stderr.strip()[-500:]}"
+        return outcome
+    stats = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    outcome.requests = int(stats.get("requests", 0))
+    outcome.keys = [(s.lang, s.version_title, s.ref) for s in read_jsonl(out.with_suffix(".jsonl"), Segment)]
+    return outcome
+
+
+def job_main(argv: Sequence[str]) -> int:
+    """One fetch job: the workflow's path (validated config -> ClientConfig -> fetch_book -> write_book)."""
+    from sefaria_ingest.config import client_config, fetch_options, validate_config
+    from sefaria_ingest.errors import IngestError
+    from sefaria_ingest.fetch import fetch_book, write_book
+
+    p = argparse.ArgumentParser(prog=f"compare_fetch.py {JOB_FLAG}")
+    p.add_argument("--base", required=True)
+    p.add_argument("--book", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--rps", type=float, required=True)
+    p.add_argument("--burst", type=int, required=True)
+    p.add_argument("--in-flight", type=int, required=True)
+    args = p.parse_args(argv)
+    config = validate_config({
+        "source": "api", "api_url": args.base, "books": [args.book],
+        "fetch": {"requests_per_second": args.rps, "burst": args.burst, "max_in_flight": args.in_flight,
+                  "max_connections": args.in_flight},
+    })
+    try:
+        result = asyncio.run(fetch_book(args.book, source="api", base_url=args.base,
+                                        client_config=client_config(config), options=fetch_options(config)))
+    except IngestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    write_book(result, args.out.with_suffix(".jsonl"), args.out.with_suffix(".json"))
+    return 0
+
+
+# --- the comparison ------------------------------------------------------------------------------------------------
+
+
+def measure(replica: Replica, name: str, setup: str, run: Callable[[], list[BookOutcome]],
+            expected: dict[str, int]) -> DesignRun:
+    """Reset the replica's counters, run one design, read them back, account for every segment."""
+    replica.reset()
+    started = time.monotonic()
+    outcomes = run()
+    wall = time.monotonic() - started
+    result = DesignRun(name, setup, outcomes, wall, replica.stats())
+    result.per_book, result.total = tally(outcomes, expected)
+    print(f"# {name}: {result.total.unique} segments in {wall:.1f} s", file=sys.stderr, flush=True)
+    return result
+
+
+def global_budget(runs: dict[str, DesignRun], limits: Limits, processes: int, override: float | None) -> float:
+    """The requests/second (b) used at its peak, as the replica saw it (or its configured ceiling if (b) did not run)."""
+    if override is not None:
+        return override
+    if "b" in runs and runs["b"].server.get("peak_requests_per_second"):
+        return float(runs["b"].server["peak_requests_per_second"])
+    return processes * limits.requests_per_second
+
+
+def check_targets(runs: dict[str, DesignRun], min_speedup: float) -> list[str]:
+    """Every missed target, as one line each; empty when all are met."""
+    missed = []
+    baseline = runs.get("b")
+    for key, run in runs.items():
+        if not key.startswith("c"):
+            continue
+        if run.total.lost or run.total.duplicated:
+            missed.append(f"{run.name}: {run.total.lost} segments lost, {run.total.duplicated} duplicated (target 0)")
+        for outcome in run.outcomes:
+            if outcome.error:
+                missed.append(f"{run.name}: {outcome.book} failed: {outcome.error}")
+        if baseline is not None:
+            ratio = speedup(run, baseline)
+            if ratio < min_speedup:
+                missed.append(f"{run.name}: {ratio:.1f}x the segments/second of (b), target {min_speedup:g}x")
+    return missed
+
+
+def speedup(run: DesignRun, baseline: DesignRun) -> float:
+    base = baseline.segments_per_second
+    return run.segments_per_second / base if base > 0 else float("inf")
+
+
+def format_table(runs: dict[str, DesignRun]) -> str:
+    """The markdown table: one row per design."""
+    head = ("| design | setup | books | requests | requests/segment | segments | segments/s | peak server req/s "
+            "| lost | duplicated | wall s | vs (b) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    baseline = runs.get("b")
+    for run in runs.values():
+        t = run.total
+        per_segment = f"{run.requests / t.unique:.4f}" if t.unique else "n/a"
+        ratio = f"{speedup(run, baseline):.1f}x" if baseline is not None else "n/a"
+        lines.append(
+            f"| {run.name} | {run.setup} | {len(run.outcomes)} | {run.requests} | {per_segment} | {t.unique} "
+            f"| {run.segments_per_second:.0f} | {run.server.get('peak_requests_per_second', 0)} | {t.lost} "
+            f"| {t.duplicated} | {run.wall:.1f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def format_books(runs: dict[str, DesignRun], expected: dict[str, int]) -> str:
+    """Per book and design: unique segments obtained of those expected, duplicates, and why a book stopped early."""
+    lines = ["| design | book | expected | obtained (unique) | lost | duplicated | requests | note |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in runs.values():
+        for outcome in run.outcomes:
+            t = run.per_book[outcome.book]
+            note = (outcome.error or "").replace("|", "/")[:120]
+            lines.append(f"| {run.name} | {outcome.book} | {t.expected} | {t.unique} | {t.lost} | {t.duplicated} "
+                         f"| {outcome.requests} | {note} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python benchmarks/compare_fetch.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=SAMPLE, help="export tree the replica serves (default: the sample)")
+    p.add_argument("--latency-ms", type=float, default=50.0, help="replica latency per request (default 50)")
+    p.add_argument("--books", nargs="+", default=list(DEFAULT_BOOKS))
+    p.add_argument("--naive-books", nargs="+", help="books for (a) (default: --books)")
+    p.add_argument("--naive-time-cap", type=float, default=120.0,
+                   help="seconds after which (a) stops walking and reports what it got (default 120)")
+    p.add_argument("--designs", default="a,b,c", help="comma-separated subset of a,b,c")
+    p.add_argument("--rps", type=float, default=10.0, help="requests/second per job, (b) and (c) (default 10)")
+    p.add_argument("--burst", type=int, default=2, help="token-bucket burst per job, (b) and (c) (default 2)")
+    p.add_argument("--in-flight", type=int, default=50, help="requests in flight per job, (b) and (c) (default 50)")
+    p.add_argument("--processes", type=int, default=10, help="(b)'s process pool (default 10)")
+    p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 4),
+                   help="(c)'s concurrent fetch jobs: min(--cores, sefaria_api) of the workflow "
+                        "(default min(CPUs, 4))")
+    p.add_argument("--global-rps", type=float,
+                   help="global budget for (c)'s second run (default: the peak requests/second (b) used)")
+    p.add_argument("--min-speedup", type=float, default=10.0, help="target: (c) segments/s over (b)'s (default 10)")
+    p.add_argument("--json", type=Path, help="also write every number measured here (JSON)")
+    args = p.parse_args(argv)
+    designs = [d.strip() for d in args.designs.split(",") if d.strip()]
+    unknown = sorted(set(designs) - set(DESIGNS))
+    if unknown or not designs:
+        p.error(f"--designs takes a comma-separated subset of a,b,c, got {args.designs!r}")
+    args.designs = designs
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [JOB_FLAG]:
+        return job_main(argv[1:])
+    args = parse_args(argv)
+    from baseline_processes import run_processes
+    from baseline_threads import run_threads
+
+    expected = expected_segments(args.data)
+    books = book_specs(args.data, args.books)
+    naive_books = book_specs(args.data, args.naive_books) if args.naive_books else books
+    limits = Limits(args.rps, args.burst, args.in_flight)
+    runs: dict[str, DesignRun] = {}
+    replica = Replica(args.data, args.latency_ms)
+    try:
+        if "a" in args.designs:
+            runs["a"] = measure(replica, "(a) threads", "500 threads, 1 per book, requests (pool 10)",
+                                lambda: run_threads(replica.url, naive_books, time_cap=args.naive_time_cap),
+                                expected)
+        if "b" in args.designs:
+            runs["b"] = measure(
+                replica, "(b) processes",
+                f"{args.processes} processes x {args.in_flight} in flight x {args.rps:g} req/s",
+                lambda: run_processes(replica.url, books, processes=args.processes,
+                                      requests_per_second=limits.requests_per_second, burst=limits.burst,
+                                      max_in_flight=limits.max_in_flight), expected)
+        if "c" in args.designs:
+            with tempfile.TemporaryDirectory(prefix="compare_fetch.") as tmp:
+                runs["c"] = measure(
+                    replica, "(c) ours, per-job limits",
+                    f"{args.jobs} jobs x {limits.max_in_flight} in flight x {limits.requests_per_second:g} req/s",
+                    lambda: run_ours(replica.url, books, jobs=args.jobs, limits=limits, workdir=Path(tmp) / "c"),
+                    expected)
+                budget = global_budget(runs, limits, args.processes, args.global_rps)
+                shared = Limits(budget / args.jobs, limits.burst, limits.max_in_flight)
+                runs["c_global"] = measure(
+                    replica, "(c) ours, same global budget",
+                    f"{budget:g} req/s in all: {args.jobs} jobs x {shared.requests_per_second:g} req/s",
+                    lambda: run_ours(replica.url, books, jobs=args.jobs, limits=shared,
+                                     workdir=Path(tmp) / "c_global"), expected)
+    finally:
+        replica.stop()
+
+    print(f"\nBenchmark 1 — replica latency {args.latency_ms:g} ms, {os.cpu_count()} CPUs\n")
+    print(format_table(runs))
+    print()
+    print(format_books(runs, expected))
+    missed = check_targets(runs, args.min_speedup)
+    if args.json:
+        _write_json(args.json, args, runs, missed)
+    if missed:
+        print("\nTARGETS MISSED:\n" + "\n".join(f"- {m}" for m in missed))
+        return 1
+    print("\nall targets met")
+    return 0
+
+
+def _write_json(path: Path, args: argparse.Namespace, runs: dict[str, DesignRun], missed: list[str]) -> None:
+    from sefaria_ingest.atomic import atomic_write_bytes
+
+    doc = {
+        "latency_ms": args.latency_ms, "cpus": os.cpu_count(), "targets_missed": missed,
+        "designs": {key: {"name": r.name, "setup": r.setup, "wall_s": round(r.wall, 3), "server": r.server,
+                          "segments_per_second": round(r.segments_per_second, 1),
+                          "expected": r.total.expected, "unique": r.total.unique, "lost": r.total.lost,
+                          "duplicated": r.total.duplicated,
+                          "books": {o.book: {"requests": o.requests, "seconds": round(o.seconds, 3),
+                                             "unique": r.per_book[o.book].unique,
+                                             "lost": r.per_book[o.book].lost,
+                                             "duplicated": r.per_book[o.book].duplicated, "error": o.error}
+                                    for o in r.outcomes}}
+                    for key, r in runs.items()},
+    }
+    atomic_write_bytes(path, json.dumps(doc, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
