@@ -103,20 +103,38 @@ class Replica:
 # --- design (c): this project's fetch, one process per book as the workflow runs it ----------------------------
 
 
-def run_ours(base_url: str, books: Sequence[BookSpec], *, jobs: int, limits: Limits,
-             workdir: Path) -> list[BookOutcome]:
-    """Each book in a fresh process running what scripts/fetch.py runs, at most `jobs` at once (like Snakemake)."""
+def run_ours(base_url: str, books: Sequence[BookSpec], *, jobs: int, limits: Limits, workdir: Path,
+             global_rps: float | None = None) -> list[BookOutcome]:
+    """Each book in a fresh process running what scripts/fetch.py runs, at most `jobs` at once (like Snakemake).
+
+    With `global_rps`, every job also waits on the machine-wide limiter (sefaria_ingest.global_limit), one
+    state file for the whole run. Segments are left in `workdir`; `load_ours` reads them once timing is over.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    state = workdir / "global_rate.json" if global_rps else None
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_job, base_url, book, limits, workdir / f"book{i}") for i, book in enumerate(books)]
+        futures = [pool.submit(_run_job, base_url, book, limits, workdir / f"book{i}", global_rps, state)
+                   for i, book in enumerate(books)]
         return [f.result() for f in futures]
 
 
-def _run_job(base_url: str, book: BookSpec, limits: Limits, out: Path) -> BookOutcome:
+def load_ours(outcomes: Sequence[BookOutcome], workdir: Path) -> None:
+    """Fill in each book's segment keys from the JSONL its job wrote (not timed: the workflow never reads back)."""
     from sefaria_ingest.records import Segment, read_jsonl
 
+    for i, outcome in enumerate(outcomes):
+        path = workdir / f"book{i}.jsonl"
+        if outcome.error is None:
+            outcome.keys = [(s.lang, s.version_title, s.ref) for s in read_jsonl(path, Segment)]
+
+
+def _run_job(base_url: str, book: BookSpec, limits: Limits, out: Path, global_rps: float | None,
+             state: Path | None) -> BookOutcome:
     cmd = [sys.executable, str(Path(__file__).resolve()), JOB_FLAG, "--base", base_url, "--book", book.title,
            "--out", str(out), "--rps", repr(limits.requests_per_second), "--burst", str(limits.burst),
            "--in-flight", str(limits.max_in_flight)]
+    if global_rps:
+        cmd += ["--global-rps", repr(global_rps), "--global-state", str(state)]
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     outcome = BookOutcome(book.title, seconds=time.monotonic() - started)
@@ -125,7 +143,6 @@ def _run_job(base_url: str, book: BookSpec, limits: Limits, out: Path) -> BookOu
         return outcome
     stats = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     outcome.requests = int(stats.get("requests", 0))
-    outcome.keys = [(s.lang, s.version_title, s.ref) for s in read_jsonl(out.with_suffix(".jsonl"), Segment)]
     return outcome
 
 
@@ -134,6 +151,7 @@ def job_main(argv: Sequence[str]) -> int:
     from sefaria_ingest.config import client_config, fetch_options, validate_config
     from sefaria_ingest.errors import IngestError
     from sefaria_ingest.fetch import fetch_book, write_book
+    from sefaria_ingest.global_limit import make_global_limiter
 
     p = argparse.ArgumentParser(prog=f"compare_fetch.py {JOB_FLAG}")
     p.add_argument("--base", required=True)
@@ -142,15 +160,19 @@ def job_main(argv: Sequence[str]) -> int:
     p.add_argument("--rps", type=float, required=True)
     p.add_argument("--burst", type=int, required=True)
     p.add_argument("--in-flight", type=int, required=True)
+    p.add_argument("--global-rps", type=float)
+    p.add_argument("--global-state", type=Path)
     args = p.parse_args(argv)
     config = validate_config({
         "source": "api", "api_url": args.base, "books": [args.book],
         "fetch": {"requests_per_second": args.rps, "burst": args.burst, "max_in_flight": args.in_flight,
                   "max_connections": args.in_flight},
     })
+    shared = make_global_limiter(args.global_rps, args.global_state)
     try:
         result = asyncio.run(fetch_book(args.book, source="api", base_url=args.base,
-                                        client_config=client_config(config), options=fetch_options(config)))
+                                        client_config=client_config(config), options=fetch_options(config),
+                                        limiters=[shared] if shared else []))
     except IngestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -162,13 +184,16 @@ def job_main(argv: Sequence[str]) -> int:
 
 
 def measure(replica: Replica, name: str, setup: str, run: Callable[[], list[BookOutcome]],
-            expected: dict[str, int]) -> DesignRun:
+            expected: dict[str, int], collect: Callable[[list[BookOutcome]], None] | None = None) -> DesignRun:
     """Reset the replica's counters, run one design, read them back, account for every segment."""
     replica.reset()
     started = time.monotonic()
     outcomes = run()
     wall = time.monotonic() - started
-    result = DesignRun(name, setup, outcomes, wall, replica.stats())
+    server = replica.stats()
+    if collect is not None:
+        collect(outcomes)
+    result = DesignRun(name, setup, outcomes, wall, server)
     result.per_book, result.total = tally(outcomes, expected)
     print(f"# {name}: {result.total.unique} segments in {wall:.1f} s", file=sys.stderr, flush=True)
     return result
@@ -295,18 +320,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       max_in_flight=limits.max_in_flight), expected)
         if "c" in args.designs:
             with tempfile.TemporaryDirectory(prefix="compare_fetch.") as tmp:
+                work = Path(tmp) / "c"
                 runs["c"] = measure(
                     replica, "(c) ours, per-job limits",
                     f"{args.jobs} jobs x {limits.max_in_flight} in flight x {limits.requests_per_second:g} req/s",
-                    lambda: run_ours(replica.url, books, jobs=args.jobs, limits=limits, workdir=Path(tmp) / "c"),
-                    expected)
+                    lambda: run_ours(replica.url, books, jobs=args.jobs, limits=limits, workdir=work),
+                    expected, lambda outcomes: load_ours(outcomes, work))
                 budget = global_budget(runs, limits, args.processes, args.global_rps)
-                shared = Limits(budget / args.jobs, limits.burst, limits.max_in_flight)
+                work_global = Path(tmp) / "c_global"
                 runs["c_global"] = measure(
                     replica, "(c) ours, same global budget",
-                    f"{budget:g} req/s in all: {args.jobs} jobs x {shared.requests_per_second:g} req/s",
-                    lambda: run_ours(replica.url, books, jobs=args.jobs, limits=shared,
-                                     workdir=Path(tmp) / "c_global"), expected)
+                    f"as above + machine-wide limit of {budget:g} req/s",
+                    lambda: run_ours(replica.url, books, jobs=args.jobs, limits=limits, workdir=work_global,
+                                     global_rps=budget),
+                    expected, lambda outcomes: load_ours(outcomes, work_global))
     finally:
         replica.stop()
 

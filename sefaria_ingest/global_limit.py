@@ -159,15 +159,18 @@ class GlobalRateLimiter:
         fd = _open_state(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            reset = False
             try:
                 state = _decode(os.pread(fd, _RECORD_SIZE * 2, 0), time.monotonic())
             except _Unusable as exc:
                 if exc.warn:
                     log.warning("global rate state %s is unreadable or implausible; starting afresh", self.path)
-                state, write = _State(), True
+                state, write, reset = _State(), True, True
             yield state
             if write:
                 os.pwrite(fd, state.encode(), 0)
+                if reset:  # a longer foreign file must not leave bytes after our record
+                    os.ftruncate(fd, _RECORD_SIZE)
         finally:
             os.close(fd)  # closing our only descriptor of the file releases the flock
 

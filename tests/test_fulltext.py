@@ -210,8 +210,8 @@ def test_one_writer_at_a_time(tmp_path, backend, sample):
 
 
 def test_open_backend_choices(tmp_path):
-    with pytest.raises(ValueError, match="elasticsearch"):
-        open_backend({"backend": "elasticsearch", "hosts": ["http://127.0.0.1:9200"]})
+    with pytest.raises(ValueError, match="'solr'.*tantivy"):
+        open_backend({"backend": "solr", "path": str(tmp_path / "solr")})
     with pytest.raises(ValueError, match="path"):
         open_backend({"backend": "tantivy"})
     with pytest.raises(FileNotFoundError):

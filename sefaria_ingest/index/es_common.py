@@ -30,6 +30,8 @@ SNIPPET_CHARS = 240
 # A pasted passage becomes an OR of its words; beyond this many distinct words ranking no longer improves
 # (and OpenSearch's default clause limit is 1024).
 MAX_QUERY_TERMS = 128
+# A query longer than this is a pasted passage, not typed: its quotations are no required phrases.
+PASSAGE_WORDS = 32
 # Engines refuse to page past index.max_result_window (10,000 by default).
 MAX_RESULTS = 10_000
 # The physical index a first load creates behind the alias: fixed, so two writers starting at once agree on it.
@@ -301,17 +303,21 @@ def search_body(
     proximity_slop: int = 3,
 ) -> dict | None:
     """BM25 over `naive` (exact and stemmed) and `exact`: "quoted" spans are required phrases (within
-    `phrase_slop`), other words must match one at least unless a phrase is given, and words near each other
-    (within `proximity_slop`) rank higher; filters score nothing. None without a searchable word."""
+    `phrase_slop`; in a passage over PASSAGE_WORDS words they only rank), other words must match one at least
+    unless a phrase is required, and words near each other (within `proximity_slop`) rank higher; filters
+    score nothing. None without a searchable word."""
     must: list[dict] = []
-    # Phrases are marked by straight quotes as typed; typographic quotes in a pasted passage mark none, although
-    # search_form folds them to '"' (the passage may well cross a chunk boundary).
+    should: list[dict] = []
+    # Phrases are marked by straight quotes as typed; typographic quotes mark none, although search_form folds
+    # them to '"'. In a pasted passage quotations only rank: the passage may cross a chunk boundary.
+    passage = len(query.split()) > PASSAGE_WORDS
     for phrase in _PHRASE.findall(query):
         if _words(naive_form(phrase)):
-            must.append({"match_phrase": {"naive": {"query": naive_form(phrase), "slop": phrase_slop}}})
+            (should if passage else must).append(
+                {"match_phrase": {"naive": {"query": naive_form(phrase), "slop": phrase_slop}}}
+            )
     rest = _PHRASE.sub(" ", query)
     words = _words(naive_form(rest))
-    should: list[dict] = []
     if words:
         text = " ".join(words)
         raw = " ".join(_words(rest))
