@@ -17,3 +17,11 @@ rule all:
     input:
         all_outputs,
     default_target: True
+
+
+onsuccess:
+    report_failures(success=True)
+
+
+onerror:
+    report_failures(success=False)

@@ -56,6 +56,7 @@ class DesignRun:
     server: dict
     per_book: dict[str, Tally] = field(default_factory=dict)
     total: Tally = field(default_factory=Tally)
+    budget: float | None = None  # the machine-wide requests/second it ran under, if any
 
     @property
     def segments_per_second(self) -> float:
@@ -220,6 +221,9 @@ def check_targets(runs: dict[str, DesignRun], min_speedup: float) -> list[str]:
         for outcome in run.outcomes:
             if outcome.error:
                 missed.append(f"{run.name}: {outcome.book} failed: {outcome.error}")
+        peak = run.server.get("peak_requests_per_second", 0)
+        if run.budget is not None and peak > run.budget:
+            missed.append(f"{run.name}: peak {peak} requests/second over its budget of {run.budget:g}")
         if baseline is not None:
             ratio = speedup(run, baseline)
             if ratio < min_speedup:
@@ -334,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     lambda: run_ours(replica.url, books, jobs=args.jobs, limits=limits, workdir=work_global,
                                      global_rps=budget),
                     expected, lambda outcomes: load_ours(outcomes, work_global))
+                runs["c_global"].budget = budget
     finally:
         replica.stop()
 

@@ -1,5 +1,7 @@
 # Shared Python for the rules: config validation, the book list from the catalog checkpoint, input functions.
 
+import sys
+
 import orjson
 
 from sefaria_ingest.config import uses_network, validate_or_exit
@@ -33,3 +35,15 @@ def all_outputs(wildcards):
         "results/stats/fetch.tsv",
         "results/stats/benchmarks.tsv",
     ]
+
+
+def report_failures(success):
+    """At the end of a run: results/failed.json, and one line per failed book on the terminal."""
+    from sefaria_ingest.workflow import gather_failures
+
+    failures = gather_failures()
+    for f in failures:
+        print(f"sefaria-ingest: FAILED {f['rule']} {f['book']}: {f['cause']}", file=sys.stderr)
+    if failures:
+        print(f"sefaria-ingest: {len(failures)} failed job(s) listed in results/failed.json; "
+              "fix the cause and rerun the same command to redo only those.", file=sys.stderr)

@@ -1,32 +1,75 @@
-"""Glue for scripts/: logging to the rule's log file and one-line errors naming the book."""
+"""Glue for scripts/: logging to the rule's log file, one-line errors naming the book, failure records."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import time
+from pathlib import Path
 from typing import Callable
 
+import orjson
+
+from .atomic import atomic_write_bytes
 from .errors import IngestError
 
 log = logging.getLogger("sefaria_ingest")
+FAILED_DIR = Path("results/failed")
+FAILED_SUMMARY = Path("results/failed.json")
+
+
+def _job_book(smk) -> str:
+    wildcards = getattr(smk, "wildcards", None)
+    return wildcards.get("book", "") if wildcards is not None and hasattr(wildcards, "get") else ""
+
+
+def failure_record_path(rule: str, book: str) -> Path:
+    return FAILED_DIR / rule / f"{book or rule}.json"
 
 
 def run_script(smk, step: Callable[[object], None]) -> None:
-    """Run `step(snakemake)` with logging to the rule's log; an IngestError becomes one line and exit 1."""
+    """Run `step(snakemake)` with logging to the rule's log.
+
+    A failure is logged as one line naming the book and cause, recorded under results/failed/ (gathered into
+    results/failed.json when the run ends) and exits 1; a success clears that book's old failure record.
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if smk.log:
         handlers.append(logging.FileHandler(smk.log[0], mode="w", encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers,
                         force=True)
+    book = _job_book(smk)
+    record = failure_record_path(smk.rule, book)
     try:
         step(smk)
     except IngestError as exc:
         log.error("%s", exc)
+        _record_failure(record, smk.rule, book, str(exc))
         sys.exit(1)
     except Exception as exc:  # the log must say which book failed and why, whatever the cause
-        book = getattr(smk, "wildcards", {}).get("book", "?") if hasattr(smk, "wildcards") else "?"
-        log.exception("%s: %s: %s", book, type(exc).__name__, exc)
+        log.exception("%s: %s: %s", book or smk.rule, type(exc).__name__, exc)
+        _record_failure(record, smk.rule, book, f"{book or smk.rule}: {type(exc).__name__}: {exc}")
         sys.exit(1)
+    with contextlib.suppress(FileNotFoundError):
+        record.unlink()
+
+
+def _record_failure(path: Path, rule: str, book: str, cause: str) -> None:
+    with contextlib.suppress(OSError):  # a full disk must not hide the original error
+        atomic_write_bytes(path, orjson.dumps({"rule": rule, "book": book, "cause": cause,
+                                               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+
+
+def gather_failures(failed_dir: Path = FAILED_DIR, summary: Path = FAILED_SUMMARY) -> list[dict]:
+    """Collect the per-job failure records into results/failed.json (an empty list when all went well)."""
+    records = []
+    if failed_dir.is_dir():
+        for path in sorted(failed_dir.glob("*/*.json")):
+            with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                records.append(orjson.loads(path.read_bytes()))
+    atomic_write_bytes(summary, orjson.dumps(records, option=orjson.OPT_INDENT_2))
+    return records
 
 
 def book_entry(smk):

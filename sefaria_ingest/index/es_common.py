@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import re
-import string
 import time
 import uuid
 from dataclasses import dataclass, fields
@@ -43,9 +42,12 @@ _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 # The same join as tantivy_index.index_form: gershayim or geresh between Hebrew letters mark an abbreviation.
 _ABBREVIATION = re.compile(r"(?<=[\u05d0-\u05ea])[\"'](?=[\u05d0-\u05ea])")
+# Words as the embedded index's tokenizer cuts them: runs of letters and digits (no underscore).
+_TOKEN = re.compile(r"[^\W_]+")
+# The embedded index drops tokens of this many UTF-8 bytes or more; so does this one, to match the same words.
+MAX_TOKEN_BYTES = 40
 # A quoted phrase starts and ends at a word boundary, so a gershayim typed as '"' inside a word is no quote.
 _PHRASE = re.compile(r'(?:^|(?<=\s))"([^"]+)"(?=\s|$)')
-_EDGE_PUNCTUATION = string.punctuation + "\u201c\u201d\u2018\u2019\u05be\u05c0\u05c3"
 
 
 @dataclass(slots=True)
@@ -147,14 +149,15 @@ def read_credentials(config: EngineConfig) -> Credentials:
 
 
 def naive_form(text: str) -> str:
-    """The normalised form indexed in `naive` and used for queries: search_form, abbreviations joined."""
-    return _ABBREVIATION.sub("", search_form(text))
+    """The words indexed in `naive` and queried there, split by spaces: search_form, Hebrew abbreviations
+    joined, cut into letter-and-digit runs as the embedded index cuts them, so every engine matches alike."""
+    tokens = _TOKEN.findall(_ABBREVIATION.sub("", search_form(text)))
+    return " ".join(t for t in tokens if len(t.encode("utf-8")) < MAX_TOKEN_BYTES)
 
 
 def _words(text: str) -> list[str]:
-    """Distinct whitespace words without edge punctuation, in order, at most MAX_QUERY_TERMS."""
-    words = (w.strip(_EDGE_PUNCTUATION) for w in text.split())
-    return list(dict.fromkeys(w for w in words if any(ch.isalnum() for ch in w)))[:MAX_QUERY_TERMS]
+    """The distinct naive words of `text`, in order, at most MAX_QUERY_TERMS."""
+    return list(dict.fromkeys(naive_form(text).split()))[:MAX_QUERY_TERMS]
 
 
 def category_path(chunk: Chunk) -> str:
@@ -194,10 +197,11 @@ def index_body(
         # Which load wrote the document: a re-index deletes the book's documents another load wrote.
         "load_id": keyword,
         "exact": {"type": "text", "analyzer": "standard"},
+        # Already cut into words in Python (naive_form): split at spaces only.
         "naive": {
             "type": "text",
-            "analyzer": "standard",
-            "fields": {"stem": {"type": "text", "analyzer": "naive_stem"}},
+            "analyzer": "naive_words",
+            "fields": {"stem": {"type": "text", "analyzer": "naive_stems"}},
         },
     }
     if vector_field is not None:
@@ -206,7 +210,16 @@ def index_body(
         "settings": {
             "index": index,
             "analysis": {
-                "analyzer": {"naive_stem": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "porter_stem"]}}
+                # Snowball English is the embedded index's English stemmer too.
+                "filter": {"english_snowball": {"type": "snowball", "language": "English"}},
+                "analyzer": {
+                    "naive_words": {"type": "custom", "tokenizer": "whitespace", "filter": ["lowercase"]},
+                    "naive_stems": {
+                        "type": "custom",
+                        "tokenizer": "whitespace",
+                        "filter": ["lowercase", "english_snowball"],
+                    },
+                },
             },
         },
         "mappings": {"dynamic": "strict", "properties": properties},
@@ -231,7 +244,7 @@ def document(chunk: Chunk, load_id: str, vector: Sequence[float] | None = None) 
         "n_tokens": chunk.n_tokens,
         "load_id": load_id,
         "exact": chunk.text,
-        "naive": _ABBREVIATION.sub("", chunk.search_text or search_form(chunk.text)),
+        "naive": naive_form(chunk.search_text or chunk.text),
     }
     if vector is not None:
         doc["vector"] = [float(x) for x in vector]
@@ -312,15 +325,15 @@ def search_body(
     # them to '"'. In a pasted passage quotations only rank: the passage may cross a chunk boundary.
     passage = len(query.split()) > PASSAGE_WORDS
     for phrase in _PHRASE.findall(query):
-        if _words(naive_form(phrase)):
+        if naive_form(phrase):
             (should if passage else must).append(
                 {"match_phrase": {"naive": {"query": naive_form(phrase), "slop": phrase_slop}}}
             )
     rest = _PHRASE.sub(" ", query)
-    words = _words(naive_form(rest))
+    words = _words(rest)
     if words:
         text = " ".join(words)
-        raw = " ".join(_words(rest))
+        raw = " ".join(list(dict.fromkeys(rest.split()))[:MAX_QUERY_TERMS])
         alternatives = [{"match": {"naive": {"query": text}}}, {"match": {"naive.stem": {"query": text}}}]
         if raw:
             alternatives.append({"match": {"exact": {"query": raw}}})
@@ -328,7 +341,8 @@ def search_body(
         # Beside a required phrase the other words only rank (as in the embedded index); alone, one must match.
         (should if must else must).append(words_clause)
         if proximity_slop > 0 and len(words) > 1:
-            should.append({"match_phrase": {"naive": {"query": text, "slop": proximity_slop}}})
+            sequence = " ".join(naive_form(rest).split()[:MAX_QUERY_TERMS])
+            should.append({"match_phrase": {"naive": {"query": sequence, "slop": proximity_slop}}})
     if not must:
         return None
     return {
@@ -340,7 +354,7 @@ def search_body(
 
 
 def query_terms(query: str) -> set[str]:
-    return set(_words(naive_form(query).replace('"', " ")))
+    return set(naive_form(query).split())
 
 
 def snippet(text: str, terms: set[str]) -> str:
@@ -350,7 +364,7 @@ def snippet(text: str, terms: set[str]) -> str:
         return text[:SNIPPET_CHARS].strip()
     prefixes = {t[:5] for t in terms if len(t) >= 5}
     matches = list(re.finditer(r"\S+", text))
-    forms = [_words(naive_form(m.group())) for m in matches]
+    forms = [naive_form(m.group()).split() for m in matches]
     for test in (lambda w: w in terms, lambda w: w[:5] in prefixes):
         for match, words in zip(matches, forms):
             if any(test(w) for w in words):
@@ -439,6 +453,11 @@ class EngineBackend:
         settings = self._engine_settings() if self.config.vector_dims else {}
         return index_body(self.config, vector, settings, refresh_interval=refresh_interval, aliases=aliases)
 
+    @property
+    def client(self):
+        """The engine's own (sync) client, for what this boundary does not cover."""
+        return self._client
+
     def exists(self) -> bool:
         """Whether the alias (or an index of that name) exists."""
         return bool(self._client.indices.exists(index=self.alias))
@@ -481,40 +500,14 @@ class EngineBackend:
         load_id = uuid.uuid4().hex
         docs = book_documents(book, chunks, load_id, vectors, self.config.vector_dims)
         started = time.perf_counter()
+        target = into or self.alias
         client = self._make_client(self._creds, sync=False)
         try:
-            if into is None:
-                await self._ensure(client)
-            target = into or self.alias
-            written, failed = 0, []
-            try:
-                async for ok, item in self._streaming_bulk(client, bulk_actions(target, docs)):
-                    if ok:
-                        written += 1
-                    else:
-                        failed.append(item)
-            except Exception as exc:
-                raise IngestError(book, f"bulk load into {target} on {self} failed: {exc}") from exc
-            if failed:
-                reasons = "; ".join(item_reason(item) for item in failed[:3])
-                raise IngestError(
-                    book,
-                    f"{self.engine} rejected {len(failed)} of {len(docs)} documents ({reasons}); "
-                    "no document of the book was deleted",
-                )
-            if written != len(docs):
-                raise IngestError(book, f"{self.engine} acknowledged {written} of {len(docs)} documents")
-            if not fresh:
-                # Stale documents are found by search, which sees only what a refresh has published.
-                await client.indices.refresh(index=target)
-                response = await client.delete_by_query(
-                    index=target, body=stale_query(book, load_id), refresh=True, conflicts="abort"
-                )
-                if response["failures"]:
-                    raise IngestError(book, f"deleting stale documents failed: {response['failures'][:3]}")
-                stale = response["deleted"]
-            else:
-                stale = 0
+            stale = await self._load(client, book, docs, load_id, target, ensure=into is None, fresh=fresh)
+        except IngestError:
+            raise
+        except Exception as exc:
+            raise IngestError(book, f"loading into {target} on {self} failed: {exc}") from exc
         finally:
             await client.close()
         seconds = time.perf_counter() - started
@@ -523,6 +516,38 @@ class EngineBackend:
             book, len(docs), target, stale, seconds, len(docs) / seconds if seconds else 0.0,
         )
         return len(docs)
+
+    async def _load(
+        self, client, book: str, docs: list[tuple[str, dict]], load_id: str, target: str, *, ensure: bool, fresh: bool
+    ) -> int:
+        """Bulk-write `docs`, check every item, then delete the stale ones; returns how many were stale."""
+        if ensure:
+            await self._ensure(client)
+        written, failed = 0, []
+        async for ok, item in self._streaming_bulk(client, bulk_actions(target, docs)):
+            if ok:
+                written += 1
+            else:
+                failed.append(item)
+        if failed:
+            reasons = "; ".join(item_reason(item) for item in failed[:3])
+            raise IngestError(
+                book,
+                f"{self.engine} rejected {len(failed)} of {len(docs)} documents ({reasons}); "
+                "no document of the book was deleted",
+            )
+        if written != len(docs):
+            raise IngestError(book, f"{self.engine} acknowledged {written} of {len(docs)} documents")
+        if fresh:
+            return 0
+        # Stale documents are found by search, which sees only what a refresh has published.
+        await client.indices.refresh(index=target)
+        response = await client.delete_by_query(
+            index=target, body=stale_query(book, load_id), refresh=True, conflicts="abort"
+        )
+        if response["failures"]:
+            raise IngestError(book, f"deleting stale documents failed: {response['failures'][:3]}")
+        return int(response["deleted"])
 
     def upsert_book(
         self,
