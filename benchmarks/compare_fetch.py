@@ -308,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     books = book_specs(args.data, args.books)
     naive_books = book_specs(args.data, args.naive_books) if args.naive_books else books
     limits = Limits(args.rps, args.burst, args.in_flight)
+    # Other work on the machine slows (c) (process starts) far more than (b) (rate-bound): say how busy it was.
+    load_before = os.getloadavg()[0]
     runs: dict[str, DesignRun] = {}
     replica = Replica(args.data, args.latency_ms)
     try:
@@ -342,13 +344,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         replica.stop()
 
-    print(f"\nBenchmark 1 — replica latency {args.latency_ms:g} ms, {os.cpu_count()} CPUs\n")
+    load = (load_before, os.getloadavg()[0])
+    print(f"\nBenchmark 1 — replica latency {args.latency_ms:g} ms, {os.cpu_count()} CPUs, "
+          f"1-minute load average {load[0]:.1f} before and {load[1]:.1f} after\n")
     print(format_table(runs))
     print()
     print(format_books(runs, expected))
     missed = check_targets(runs, args.min_speedup)
     if args.json:
-        _write_json(args.json, args, runs, missed)
+        _write_json(args.json, args, runs, missed, load)
     if missed:
         print("\nTARGETS MISSED:\n" + "\n".join(f"- {m}" for m in missed))
         return 1
@@ -356,11 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _write_json(path: Path, args: argparse.Namespace, runs: dict[str, DesignRun], missed: list[str]) -> None:
+def _write_json(path: Path, args: argparse.Namespace, runs: dict[str, DesignRun], missed: list[str],
+                load: tuple[float, float]) -> None:
     from sefaria_ingest.atomic import atomic_write_bytes
 
     doc = {
-        "latency_ms": args.latency_ms, "cpus": os.cpu_count(), "targets_missed": missed,
+        "latency_ms": args.latency_ms, "cpus": os.cpu_count(), "load_average": load, "targets_missed": missed,
         "designs": {key: {"name": r.name, "setup": r.setup, "wall_s": round(r.wall, 3), "server": r.server,
                           "segments_per_second": round(r.segments_per_second, 1),
                           "expected": r.total.expected, "unique": r.total.unique, "lost": r.total.lost,

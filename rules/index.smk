@@ -25,5 +25,6 @@ rule vector_index:
         "logs/vector_index/vector_index.log",
     benchmark:
         "benchmarks/vector_index/vector_index.tsv"
+    threads: 2
     script:
         "../scripts/vector_index.py"

@@ -251,7 +251,7 @@ class SefariaClient:
             return reply.status, orjson.loads(reply.body)
         except orjson.JSONDecodeError as exc:
             cause = f"HTTP {reply.status} body of {len(reply.body)} bytes is not valid JSON ({exc})"
-            if not ok:
+            if not ok and not _is_json_type(reply.content_type):  # JSON promised but cut: transient
                 raise MalformedResponse(self.book, cause, ref=ref) from None
             self._count_error("bad_json")
             raise _Retryable(cause, malformed=True) from None

@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INDEX = "sefaria-chunks"
 SNIPPET_CHARS = 240
-# A pasted passage becomes an OR of its words; beyond this many distinct words ranking no longer improves
-# (and OpenSearch's default clause limit is 1024).
+# A pasted passage becomes an OR of its words; this bounds the query's size (OpenSearch refuses queries of
+# more than 1024 clauses by default).
 MAX_QUERY_TERMS = 128
 # A query longer than this is a pasted passage, not typed: its quotations are no required phrases.
 PASSAGE_WORDS = 32
@@ -462,12 +462,10 @@ class EngineBackend:
         """Whether the alias (or an index of that name) exists."""
         return bool(self._client.indices.exists(index=self.alias))
 
-    def _require(self) -> bool:
-        """True when the index exists; False when it may be created later; raises when it may not."""
-        if self.exists():
-            return True
+    def _absent(self, empty):
+        """What a read of a missing index answers: `empty` when a first load may still create it, else an error."""
         if self.config.create:
-            return False
+            return empty
         raise LookupError(f"no index or alias {self.alias!r} on {self}")
 
     async def _ensure(self, client) -> None:
@@ -562,16 +560,18 @@ class EngineBackend:
 
     def delete_book(self, book: str) -> None:
         """Remove every document of `book`."""
-        if not self._require():
-            return
-        self._client.delete_by_query(index=self.alias, body=book_query(book), refresh=True, conflicts="proceed")
+        try:
+            self._client.delete_by_query(index=self.alias, body=book_query(book), refresh=True, conflicts="proceed")
+        except self._not_found:
+            self._absent(None)
 
     def count(self, book: str | None = None) -> int:
         """Documents behind the alias, or in one book."""
-        if not self._require():
-            return 0
         body = book_query(book) if book is not None else {"query": {"match_all": {}}}
-        return int(self._client.count(index=self.alias, body=body)["count"])
+        try:
+            return int(self._client.count(index=self.alias, body=body)["count"])
+        except self._not_found:
+            return self._absent(0)
 
     def search(
         self, query: str, k: int = 10, lang: str | None = None, book: str | None = None, path: str | None = None
@@ -581,9 +581,13 @@ class EngineBackend:
             query, k, lang=lang, book=book, path=path,
             phrase_slop=self.config.phrase_slop, proximity_slop=self.config.proximity_slop,
         )
-        if body is None or k <= 0 or not self._require():
+        if body is None or k <= 0:
             return []
-        return hits_from(self._client.search(index=self.alias, body=body), query_terms(query))
+        try:
+            response = self._client.search(index=self.alias, body=body)
+        except self._not_found:
+            return self._absent([])
+        return hits_from(response, query_terms(query))
 
     def vector_search(
         self,
@@ -598,10 +602,14 @@ class EngineBackend:
             raise ValueError("vector search needs vector_dims in the full-text config (and vectors at upsert)")
         if len(vector) != self.config.vector_dims:
             raise ValueError(f"query vector has {len(vector)} dimensions, the index {self.config.vector_dims}")
-        if k <= 0 or not self._require():
+        if k <= 0:
             return []
         body = self._knn_body([float(x) for x in vector], min(k, MAX_RESULTS), filter_clauses(lang, book, path))
-        return hits_from(self._client.search(index=self.alias, body=body), None)
+        try:
+            response = self._client.search(index=self.alias, body=body)
+        except self._not_found:
+            return self._absent([])
+        return hits_from(response, None)
 
     # Full rebuild behind the alias ------------------------------------------------------------------------
 

@@ -18,6 +18,11 @@ from .fulltext import Hit
 SNIPPET_CHARS = 240
 # A pasted passage becomes an OR of its words; this bounds the query's size.
 MAX_QUERY_TERMS = 128
+# The query's words in order (a little slop for dropped punctuation words) rank far above scattered matches.
+PHRASE_SLOP = 2
+PHRASE_BOOST = 5.0
+# Beside at most this many unquoted words, "quoted" spans are typed intent and required.
+TYPED_QUERY_WORDS = 8
 
 # Query-side twins of tantivy's built-in "default" and "en_stem" analyzers, which index the two text fields:
 # queries are turned into terms here, so no user input ever reaches tantivy's query parser.
@@ -65,24 +70,37 @@ def _unique(tokens: list[str]) -> list[str]:
     return list(dict.fromkeys(tokens))[:MAX_QUERY_TERMS]
 
 
+def _phrase(schema: tantivy.Schema, words: list[str], boost: float) -> Query | None:
+    if len(words) < 2:
+        return None
+    return Query.boost_query(Query.phrase_query(schema, "search", words[:MAX_QUERY_TERMS], PHRASE_SLOP), boost)
+
+
 def build_query(schema: tantivy.Schema, query: str, lang: str | None = None, book: str | None = None) -> Query | None:
-    """A BM25 query for plain text: OR of its words (exact and English-stemmed search forms); "quoted" spans are
-    required phrases and the other words then only rank; filters score nothing. None without a searchable word."""
+    """A BM25 query for plain text: OR of its words (exact and English-stemmed search forms), with the words in
+    order as a boosted phrase. "Quoted" spans are required phrases in a typed query (few other words); inside a
+    pasted passage they only boost (its quotes may fall in different chunks). Filters score nothing.
+    None without a searchable word."""
     norm = index_form(search_form(query))
-    required: list[tuple[Occur, Query]] = []
-    for phrase in _PHRASE.findall(norm):
-        words = _WORDS.analyze(phrase)
-        if len(words) == 1:
-            required.append((Occur.Must, Query.term_query(schema, "search", words[0])))
-        elif words:
-            required.append((Occur.Must, Query.phrase_query(schema, "search", words)))
     rest = _PHRASE.sub(" ", norm)
-    should = [(Occur.Should, Query.term_query(schema, "search", w)) for w in _unique(_WORDS.analyze(rest))]
-    should += [(Occur.Should, Query.term_query(schema, "stem", s)) for s in _unique(_STEMS.analyze(rest))]
+    rest_words = _WORDS.analyze(rest)
+    quoted = [_WORDS.analyze(p) for p in _PHRASE.findall(norm)]
+    quoted = [words for words in quoted if words]
+    required: list[tuple[Occur, Query]] = []
+    if quoted and len(rest_words) <= TYPED_QUERY_WORDS:
+        for words in quoted:
+            single = Query.term_query(schema, "search", words[0]) if len(words) == 1 else None
+            required.append((Occur.Must, single or Query.phrase_query(schema, "search", words)))
+    should = [(Occur.Should, Query.term_query(schema, "search", w)) for w in _unique(_WORDS.analyze(norm))]
+    should += [(Occur.Should, Query.term_query(schema, "stem", s)) for s in _unique(_STEMS.analyze(norm))]
     if not required and not should:
         return None
+    phrases = [_phrase(schema, _WORDS.analyze(norm), PHRASE_BOOST)]
+    if not required:
+        phrases += [_phrase(schema, words, PHRASE_BOOST) for words in quoted]
+    should += [(Occur.Should, q) for q in phrases if q is not None]
     if required:
-        required += should  # beside a phrase, the other words only rank
+        required += should  # beside required phrases, the other words only rank
     else:
         # Nested, so that the filters below (required clauses) do not make every word optional.
         required.append((Occur.Must, Query.boolean_query(should)))

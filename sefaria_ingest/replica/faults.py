@@ -135,6 +135,7 @@ class Faults:
     def configure(self, spec: FaultSpec) -> None:
         """Replace the spec and reseed, so the same spec replays the same faults for the same requests."""
         self.spec = spec
+        self._active = spec.active
         self._rng = random.Random(spec.seed)
         self._books = _titles(spec.books)
         self._fail_books = _titles(spec.fail_books)
@@ -152,9 +153,9 @@ class Faults:
     def middleware(self):
         @web.middleware
         async def inject(request: web.Request, handler):
-            spec = self.spec
-            if not spec.active or not request.path.startswith(FAULT_PREFIXES):
+            if not self._active or not request.path.startswith(FAULT_PREFIXES):
                 return await handler(request)
+            spec = self.spec
             if spec.max_rps is not None and not self._admit(spec.max_rps):
                 return self._count("max_rps", _status_page(429, retry_after=1))
             if spec.fail_books or spec.books:
