@@ -197,12 +197,12 @@ def test_config_is_checked_before_any_request(monkeypatch):
 def test_both_engines_build_the_same_index_but_for_the_vector_field():
     config = {"url": "http://127.0.0.1:9", "vector_dims": 4, "shards": 2, "replicas": 0}
     with ElasticsearchBackend(config) as es, OpenSearchBackend(config) as os_:
-        es_body, os_body_ = es._body(), os_._body()
+        es_body, os_body = es._body(), os_._body()
         assert es_body["mappings"]["properties"].pop("vector") == {
             "type": "dense_vector", "dims": 4, "index": True, "similarity": "cosine"}
-        assert os_body_["mappings"]["properties"].pop("vector")["type"] == "knn_vector"
-        assert os_body_["settings"]["index"].pop("knn") is True
-        assert es_body == os_body_
+        assert os_body["mappings"]["properties"].pop("vector")["type"] == "knn_vector"
+        assert os_body["settings"]["index"].pop("knn") is True
+        assert es_body == os_body
         assert es_body["settings"]["index"] == {"number_of_shards": 2, "number_of_replicas": 0}
         assert es_body["mappings"]["dynamic"] == "strict"
         es_knn = es._knn_body([0.0, 1.0, 0.0, 0.0], 5, [{"term": {"lang": "en"}}])
