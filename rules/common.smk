@@ -34,6 +34,7 @@ def all_outputs(wildcards):
         *expand("results/fulltext/{book}.done", book=books),
         "results/stats/fetch.tsv",
         "results/stats/benchmarks.tsv",
+        "results/plots/throughput.png",
     ]
 
 

@@ -28,3 +28,19 @@ rule benchmark_table:
         "benchmarks/benchmark_table/benchmark_table.tsv"
     script:
         "../scripts/benchmark_table.py"
+
+
+rule plots:
+    input:
+        benchmarks="results/stats/benchmarks.tsv",
+        stats=lambda wc: expand("results/stats/fetch/{book}.json", book=catalog_books()),
+    output:
+        throughput=report("results/plots/throughput.png", caption="../report/throughput.rst", category="Plots"),
+        requests=report("results/plots/requests.png", caption="../report/requests.rst", category="Plots"),
+        book_times=report("results/plots/book_times.png", caption="../report/book_times.rst", category="Plots"),
+    log:
+        "logs/plots/plots.log",
+    benchmark:
+        "benchmarks/plots/plots.tsv"
+    script:
+        "../scripts/plots.py"

@@ -92,6 +92,8 @@ class ClientStats:
     bytes: int = 0
     errors_by_status: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    started_at: float = 0.0  # wall-clock (epoch) time the session opened
+    per_second: list[int] = field(default_factory=list)  # requests sent in each second since then, for plots
 
     def summary(self) -> str:
         """One line for logs and the fetch CLI."""
@@ -148,6 +150,7 @@ class SefariaClient:
             headers={"User-Agent": self.config.user_agent},
         )
         self._started = time.monotonic()
+        self.stats.started_at = time.time()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -220,6 +223,10 @@ class SefariaClient:
             for limiter in self._limiters:
                 await limiter.acquire()
             self.stats.requests += 1
+            second = int(time.monotonic() - self._started)
+            timeline = self.stats.per_second
+            timeline.extend([0] * (second + 1 - len(timeline)))
+            timeline[second] += 1
             try:
                 async with self._session.get(url, headers=headers) as resp:
                     body = await resp.read()

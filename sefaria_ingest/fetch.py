@@ -37,7 +37,10 @@ async def fetch_book(book: str, *, source: str, base_url: str, client_config: Cl
                 raise IngestError(book, f"unknown source {source!r} (expected 'api' or 'export')")
             stats = client.stats
             result.stats = {"requests": stats.requests, "retries": stats.retries, "bytes": stats.bytes,
-                            "errors_by_status": {str(k): v for k, v in stats.errors_by_status.items()}}
+                            "errors_by_status": dict(stats.errors_by_status),
+                            "started_at": round(stats.started_at, 3), "requests_per_second": stats.per_second}
+    if not result.segments:
+        raise IngestError(book, f"the book has no text in {' or '.join(options.languages)} (an empty book)")
     by_lang: dict[str, int] = {}
     for seg in result.segments:
         by_lang[seg.lang] = by_lang.get(seg.lang, 0) + 1

@@ -494,7 +494,8 @@ class EngineBackend:
         fresh: bool = False,
     ) -> int:
         """Write every chunk of `book` (into the alias, or into the rebuild index `into`), then delete the
-        book's documents this load did not write. Any rejected document fails the book and deletes nothing."""
+        book's documents this load did not write (skipped when `fresh`: a new index this load alone fills).
+        Any document still refused after the retries fails the book, and then nothing is deleted."""
         load_id = uuid.uuid4().hex
         docs = book_documents(book, chunks, load_id, vectors, self.config.vector_dims)
         started = time.perf_counter()
@@ -555,7 +556,8 @@ class EngineBackend:
         *,
         into: str | None = None,
     ) -> int:
-        """Replace every document of `book` with `chunks`; returns how many were written (see aupsert_book)."""
+        """Replace every document of `book` with `chunks`; returns how many were written (see aupsert_book,
+        which callers inside a running event loop use instead)."""
         return asyncio.run(self.aupsert_book(book, chunks, vectors, into=into))
 
     def delete_book(self, book: str) -> None:

@@ -43,7 +43,7 @@ def fetch_book_local(root: str | Path, book: str, options: FetchOptions) -> Book
 async def fetch_book_http(client: SefariaClient, book: str, options: FetchOptions) -> BookFetch:
     """Fetch a book's schema and merged texts over HTTP(S) from an export base URL."""
     try:
-        index = _loads(book, await client.get_bytes("/" + schema_path(book)), schema_path(book))
+        index = await _get_json_file(client, book, schema_path(book))
     except FetchFailed as exc:
         if "404" in exc.cause:
             raise UnknownBook(book, f"the export has no {schema_path(book)}") from exc
@@ -56,12 +56,11 @@ async def fetch_book_http(client: SefariaClient, book: str, options: FetchOption
     async def one_language(lang: str) -> list[VersionPart]:
         path = text_path(categories, index.get("title") or book, lang)
         try:
-            raw = await client.get_bytes("/" + path)
+            doc = await _get_json_file(client, book, path)
         except FetchFailed as exc:
             if "404" in exc.cause:
                 return []  # the book has no text in this language
             raise
-        doc = _loads(book, raw, path)
         if not isinstance(doc, dict) or "text" not in doc:
             raise MalformedResponse(book, f"{path} has no `text`")
         meta = version_meta(doc)
@@ -73,8 +72,14 @@ async def fetch_book_http(client: SefariaClient, book: str, options: FetchOption
     return BookFetch(book, build_segments(index.get("title") or book, categories, parts, options.languages))
 
 
-def _loads(book: str, raw: bytes, path: str):
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedResponse(book, f"{path} is not valid JSON ({exc})") from exc
+async def _get_json_file(client: SefariaClient, book: str, path: str):
+    """An export JSON file; a body cut short in transit (it does not parse) is fetched again."""
+    attempts = client.config.retry.max_attempts
+    for attempt in range(1, attempts + 1):
+        raw = await client.get_bytes("/" + path, ref=path)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if attempt == attempts:
+                raise MalformedResponse(book, f"{path} is not valid JSON after {attempts} attempts ({exc})") from exc
+            client.stats.retries += 1
