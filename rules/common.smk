@@ -5,8 +5,13 @@ import sys
 import orjson
 
 from sefaria_ingest.config import uses_network, validate_or_exit
+from sefaria_ingest.workflow import clear_stale_locks
 
 validate_or_exit(config)
+
+if clear_stale_locks():
+    print("sefaria-ingest: removed Snakemake's locks left by a killed run (no other run is alive here)",
+          file=sys.stderr)
 
 
 wildcard_constraints:

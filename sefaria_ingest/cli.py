@@ -35,11 +35,27 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fulltext_config(path: str | None) -> dict | None:
+    """The `fulltext` section of the workflow config, so search asks the backend the workflow indexed into."""
+    from pathlib import Path
+
+    import yaml
+
+    from .config import validate_config
+
+    if not path or not Path(path).is_file():
+        return None
+    config = validate_config(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    fulltext = config["fulltext"]
+    return None if fulltext["backend"] == "tantivy" else fulltext
+
+
 def _search(args: argparse.Namespace) -> int:
     from .search import format_results, search
 
     try:
-        results = search(args.results, args.query, k=args.k, mode=args.mode, lang=args.lang, book=args.book)
+        results = search(args.results, args.query, k=args.k, mode=args.mode, lang=args.lang, book=args.book,
+                         fulltext_config=_fulltext_config(args.configfile))
     except (IngestError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -76,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--book")
     s.add_argument("--results", default="results")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--configfile", default="config/config.yaml",
+                   help="workflow config whose `fulltext` backend to query (default: config/config.yaml)")
     s.set_defaults(func=_search)
     return parser
 

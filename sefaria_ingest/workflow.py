@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 import orjson
 
@@ -17,6 +18,8 @@ from .errors import IngestError
 log = logging.getLogger("sefaria_ingest")
 FAILED_DIR = Path("results/failed")
 FAILED_SUMMARY = Path("results/failed.json")
+# Held open (shared flock) for the life of each snakemake process of this workflow; see clear_stale_locks.
+_RUN_LOCK: IO | None = None
 
 
 def _job_book(smk) -> str:
@@ -70,6 +73,33 @@ def gather_failures(failed_dir: Path = FAILED_DIR, summary: Path = FAILED_SUMMAR
                 records.append(orjson.loads(path.read_bytes()))
     atomic_write_bytes(summary, orjson.dumps(records, option=orjson.OPT_INDENT_2))
     return records
+
+
+def clear_stale_locks(state_dir: Path = Path(".snakemake")) -> list[Path]:
+    """Remove Snakemake's directory locks when no other run of this workflow is alive here; returns those removed.
+
+    A killed snakemake leaves .snakemake/locks behind and the next run would refuse to start (`--unlock` by hand).
+    Every run holds a shared flock on .snakemake/sefaria_ingest/run.lock while it lives (the kernel drops it
+    however the process dies), so getting it exclusively proves the locks on disk belong to dead runs.
+    """
+    global _RUN_LOCK
+    if _RUN_LOCK is not None:
+        return []
+    path = state_dir / "sefaria_ingest" / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "ab")  # noqa: SIM115 (kept open on purpose)
+    removed: list[Path] = []
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pass  # another run is alive: its locks are real
+    else:
+        removed = sorted((state_dir / "locks").glob("*.lock"))
+        for lock in removed:
+            lock.unlink(missing_ok=True)
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    _RUN_LOCK = handle
+    return removed
 
 
 def book_entry(smk):

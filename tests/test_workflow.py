@@ -84,7 +84,7 @@ def test_second_run_does_nothing_and_a_deleted_raw_file_reruns_only_its_book(exp
     jobs = executed_jobs(rerun.stdout + rerun.stderr)
     per_book = {(rule, book) for rule, book in jobs if book}
     assert per_book == {("fetch", "Jonah"), ("chunk", "Jonah"), ("embed", "Jonah"), ("fulltext", "Jonah")}, jobs
-    assert {rule for rule, book in jobs if not book} <= {"vector_index", "fetch_stats", "benchmark_table", "all"}
+    assert {rule for rule, book in jobs if not book} <= {"vector_index", "fetch_stats", "benchmark_table", "plots", "all"}
 
 
 def test_api_source_through_the_replica_gives_the_same_raw_records(export_run, replica, tmp_path):
@@ -96,3 +96,14 @@ def test_api_source_through_the_replica_gives_the_same_raw_records(export_run, r
     assert api_raw == (work / "results" / "raw" / "Jonah.jsonl").read_bytes()
     stats = orjson.loads((tmp_path / "results" / "stats" / "fetch" / "Jonah.json").read_bytes())
     assert stats["requests"] >= 2 and stats["segments"] == api_raw.count(b"\n")
+
+
+def test_report_builds_with_benchmarks_fetch_stats_and_plots(export_run):
+    work, config = export_run
+    for png in ("throughput", "requests", "book_times"):
+        assert (work / "results" / "plots" / f"{png}.png").stat().st_size > 1000
+    run = run_snakemake(work, config, "--report", "results/report.html")
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = (work / "results" / "report.html").read_text(errors="replace")
+    for name in ("benchmarks.tsv", "fetch.tsv", "throughput.png", "requests.png", "book_times.png"):
+        assert name in html, name

@@ -85,7 +85,8 @@ class EngineConfig:
         values = {k: v for k, v in config.items() if k in known}
         urls = values.get("url")
         if not urls:
-            raise ValueError(f"full-text backend {config.get('backend')!r} needs config['url'], e.g. http://127.0.0.1:9200")
+            backend = config.get("backend")
+            raise ValueError(f"full-text backend {backend!r} needs config['url'], e.g. http://127.0.0.1:9200")
         values["url"] = [urls] if isinstance(urls, str) else list(urls)
         for url in values["url"]:
             parts = urlsplit(url)
@@ -271,7 +272,8 @@ def book_documents(
         seen.add(chunk.id)
         vector = vectors.get(chunk.id) if vectors else None
         if vector is not None and len(vector) != vector_dims:
-            raise IngestError(book, f"vector of chunk {chunk.id} has {len(vector)} dimensions, not {vector_dims}", ref=chunk.ref)
+            cause = f"vector of chunk {chunk.id} has {len(vector)} dimensions, not {vector_dims}"
+            raise IngestError(book, cause, ref=chunk.ref)
         docs.append((chunk.id, document(chunk, load_id, vector)))
     return docs
 
@@ -299,9 +301,8 @@ def filter_clauses(lang: str | None = None, book: str | None = None, path: str |
         clauses.append({"term": {"book": book}})
     if path is not None:
         path = path.strip("/")
-        clauses.append(
-            {"bool": {"should": [{"term": {"path": path}}, {"prefix": {"path": path + "/"}}], "minimum_should_match": 1}}
-        )
+        below = [{"term": {"path": path}}, {"prefix": {"path": path + "/"}}]
+        clauses.append({"bool": {"should": below, "minimum_should_match": 1}})
     return clauses
 
 
@@ -629,7 +630,8 @@ class EngineBackend:
     def finish_rebuild(self, name: str) -> None:
         """Restore refresh, publish, point the alias at `name` in one atomic step, then drop the old indices."""
         self._check_build(name)
-        self._client.indices.put_settings(index=name, body={"index": {"refresh_interval": self.config.refresh_interval}})
+        restore = {"index": {"refresh_interval": self.config.refresh_interval}}
+        self._client.indices.put_settings(index=name, body=restore)
         self._client.indices.refresh(index=name)
         try:
             holders = list(self._client.indices.get_alias(name=self.alias))
