@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 
@@ -55,3 +56,14 @@ def search_form(text: str) -> str:
     # NFKD first so precomposed presentation forms (e.g. U+FB2E) expose their points to the table.
     folded = unicodedata.normalize("NFKD", text).translate(_TABLE).replace("''", '"').casefold()
     return " ".join(unicodedata.normalize("NFC", folded).split())
+
+
+# Gershayim or geresh between Hebrew letters marks an abbreviation (רש"י): one word, with or without the mark.
+_ABBREVIATION = re.compile(r"(?<=[\u05d0-\u05ea])[\"'](?=[\u05d0-\u05ea])")
+# A quoted phrase starts and ends at a word boundary, so a gershayim typed as '"' inside a word (רש"י) is no quote.
+QUOTED_PHRASE = re.compile(r'(?:^|(?<=\s))"([^"]+)"(?=\s|$)')
+
+
+def index_form(search_text: str) -> str:
+    """The search form as every full-text backend indexes and queries it: Hebrew abbreviations joined into one word."""
+    return _ABBREVIATION.sub("", search_text)

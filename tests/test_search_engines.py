@@ -28,7 +28,8 @@ from sefaria_ingest.index.elasticsearch_index import ElasticsearchBackend
 from sefaria_ingest.index.es_common import EngineConfig, naive_form, search_body
 from sefaria_ingest.index.fulltext import Hit, open_backend
 from sefaria_ingest.index.opensearch_index import OpenSearchBackend
-from sefaria_ingest.index.tantivy_index import TantivyBackend, index_form
+from sefaria_ingest.index.tantivy_index import TantivyBackend
+from sefaria_ingest.normalize import index_form
 from sefaria_ingest.normalize import search_form
 from sefaria_ingest.records import Chunk
 from sefaria_ingest.search import search

@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from ..errors import IngestError
-from ..normalize import search_form
+from ..normalize import QUOTED_PHRASE, index_form, search_form
 from ..records import Chunk
 from .fulltext import Hit
 
@@ -40,14 +40,10 @@ SOURCE_FIELDS = ["ref", "he_ref", "book", "lang", "exact"]
 _OTHER_BACKEND_KEYS = {"backend", "path", "heap_size", "writer_threads"}
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
-# The same join as tantivy_index.index_form: gershayim or geresh between Hebrew letters mark an abbreviation.
-_ABBREVIATION = re.compile(r"(?<=[\u05d0-\u05ea])[\"'](?=[\u05d0-\u05ea])")
 # Words as the embedded index's tokenizer cuts them: runs of letters and digits (no underscore).
 _TOKEN = re.compile(r"[^\W_]+")
 # The embedded index drops tokens of this many UTF-8 bytes or more; so does this one, to match the same words.
 MAX_TOKEN_BYTES = 40
-# A quoted phrase starts and ends at a word boundary, so a gershayim typed as '"' inside a word is no quote.
-_PHRASE = re.compile(r'(?:^|(?<=\s))"([^"]+)"(?=\s|$)')
 
 
 @dataclass(slots=True)
@@ -152,7 +148,7 @@ def read_credentials(config: EngineConfig) -> Credentials:
 def naive_form(text: str) -> str:
     """The words indexed in `naive` and queried there, split by spaces: search_form, Hebrew abbreviations
     joined, cut into letter-and-digit runs as the embedded index cuts them, so every engine matches alike."""
-    tokens = _TOKEN.findall(_ABBREVIATION.sub("", search_form(text)))
+    tokens = _TOKEN.findall(index_form(search_form(text)))
     return " ".join(t for t in tokens if len(t.encode("utf-8")) < MAX_TOKEN_BYTES)
 
 
@@ -325,12 +321,12 @@ def search_body(
     # Phrases are marked by straight quotes as typed; typographic quotes mark none, although search_form folds
     # them to '"'. In a pasted passage quotations only rank: the passage may cross a chunk boundary.
     passage = len(query.split()) > PASSAGE_WORDS
-    for phrase in _PHRASE.findall(query):
+    for phrase in QUOTED_PHRASE.findall(query):
         if naive_form(phrase):
             (should if passage else must).append(
                 {"match_phrase": {"naive": {"query": naive_form(phrase), "slop": phrase_slop}}}
             )
-    rest = _PHRASE.sub(" ", query)
+    rest = QUOTED_PHRASE.sub(" ", query)
     words = _words(rest)
     if words:
         text = " ".join(words)

@@ -11,7 +11,8 @@ import tantivy
 from tantivy import Occur, Query
 
 from ..errors import IngestError
-from ..normalize import search_form
+from ..normalize import QUOTED_PHRASE as _PHRASE
+from ..normalize import index_form, search_form
 from ..records import Chunk
 from .fulltext import Hit
 
@@ -39,10 +40,6 @@ _STEMS = (
     .filter(tantivy.Filter.stemmer("english"))
     .build()
 )
-# Gershayim or geresh between Hebrew letters marks an abbreviation (רש"י): one word, with or without the mark.
-_ABBREVIATION = re.compile(r"(?<=[\u05d0-\u05ea])[\"'](?=[\u05d0-\u05ea])")
-# A quoted phrase starts and ends at a word boundary, so a gershayim typed as '"' inside a word (רש"י) is no quote.
-_PHRASE = re.compile(r'(?:^|(?<=\s))"([^"]+)"(?=\s|$)')
 
 
 def _build_schema() -> tantivy.Schema:
@@ -59,11 +56,6 @@ def _build_schema() -> tantivy.Schema:
 
 
 SCHEMA = _build_schema()
-
-
-def index_form(search_text: str) -> str:
-    """The search form as indexed and queried: Hebrew abbreviations joined into one word."""
-    return _ABBREVIATION.sub("", search_text)
 
 
 def _unique(tokens: list[str]) -> list[str]:
