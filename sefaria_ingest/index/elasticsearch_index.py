@@ -45,19 +45,7 @@ class ElasticsearchBackend(EngineBackend):
         return Elasticsearch(**kwargs) if sync else AsyncElasticsearch(**kwargs)
 
     def _streaming_bulk(self, client, actions: Iterable[dict]) -> AsyncIterator[tuple[bool, dict]]:
-        c = self.config
-        return async_streaming_bulk(
-            client,
-            actions,
-            chunk_size=c.bulk_chunk_size,
-            max_chunk_bytes=c.bulk_max_bytes,
-            raise_on_error=False,
-            raise_on_exception=True,
-            max_retries=c.max_retries,
-            initial_backoff=c.retry_initial_backoff,
-            max_backoff=c.retry_max_backoff,
-            retry_on_status=(429,),
-        )
+        return async_streaming_bulk(client, actions, retry_on_status=(429,), **self._bulk_options())
 
     def _vector_field(self) -> dict:
         return {"type": "dense_vector", "dims": self.config.vector_dims, "index": True, "similarity": "cosine"}

@@ -7,6 +7,7 @@ Elasticsearch backend too; the engine modules only make clients and add their ve
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 import logging
 import os
 import re
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 from ..errors import IngestError
 from ..normalize import QUOTED_PHRASE, index_form, search_form
 from ..records import Chunk
-from .fulltext import Hit
+from .fulltext import Hit, checked_chunks
 
 log = logging.getLogger(__name__)
 
@@ -259,13 +260,7 @@ def book_documents(
     if vectors and vector_dims is None:
         raise IngestError(book, "vectors were given but the full-text config has no vector_dims")
     docs: list[tuple[str, dict]] = []
-    seen: set[str] = set()
-    for chunk in chunks:
-        if chunk.book != book:
-            raise IngestError(book, f"chunk {chunk.id} belongs to {chunk.book!r}", ref=chunk.ref)
-        if chunk.id in seen:
-            raise IngestError(book, f"chunk id {chunk.id} appears twice", ref=chunk.ref)
-        seen.add(chunk.id)
+    for chunk in checked_chunks(book, chunks):
         vector = vectors.get(chunk.id) if vectors else None
         if vector is not None and len(vector) != vector_dims:
             cause = f"vector of chunk {chunk.id} has {len(vector)} dimensions, not {vector_dims}"
@@ -405,7 +400,7 @@ def item_reason(item: Mapping) -> str:
     return f"{info.get('_id')}: {error} (status {info.get('status')})"
 
 
-class EngineBackend:
+class EngineBackend(ABC):
     """A chunk index on an Elasticsearch-like engine, reached through an alias; subclasses make the clients."""
 
     engine = "engine"
@@ -418,11 +413,20 @@ class EngineBackend:
 
     # Engine hooks -------------------------------------------------------------------------------------------
 
+    @abstractmethod
     def _make_client(self, creds: Credentials, *, sync: bool):
-        raise NotImplementedError
+        """The engine's sync or async client."""
 
+    @abstractmethod
     def _streaming_bulk(self, client, actions: Iterable[dict]) -> AsyncIterator[tuple[bool, dict]]:
-        raise NotImplementedError
+        """The engine's async_streaming_bulk over `actions`, with `_bulk_options()`."""
+
+    def _bulk_options(self) -> dict:
+        """Bounded bulk requests; refused documents come back as items (never raised), 429s are retried."""
+        c = self.config
+        return {"chunk_size": c.bulk_chunk_size, "max_chunk_bytes": c.bulk_max_bytes, "raise_on_error": False,
+                "raise_on_exception": True, "max_retries": c.max_retries,
+                "initial_backoff": c.retry_initial_backoff, "max_backoff": c.retry_max_backoff}
 
     def _vector_field(self) -> dict | None:
         return None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable, Iterator, Protocol
 
+from ..errors import IngestError
 from ..records import Chunk
 
 BACKENDS = ("tantivy", "elasticsearch", "opensearch")
@@ -70,3 +71,15 @@ def open_backend(config: dict) -> FullTextBackend:
 
         return OpenSearchBackend(config)
     raise ValueError(f"unknown full-text backend {name!r}; available: {', '.join(BACKENDS)}")
+
+
+def checked_chunks(book: str, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+    """`chunks`, refusing one of another book or a repeated id before anything is written."""
+    seen: set[str] = set()
+    for chunk in chunks:
+        if chunk.book != book:
+            raise IngestError(book, f"chunk {chunk.id} belongs to {chunk.book!r}", ref=chunk.ref)
+        if chunk.id in seen:
+            raise IngestError(book, f"chunk id {chunk.id} appears twice", ref=chunk.ref)
+        seen.add(chunk.id)
+        yield chunk

@@ -40,18 +40,7 @@ class OpenSearchBackend(EngineBackend):
         return OpenSearch(**kwargs) if sync else AsyncOpenSearch(**kwargs)
 
     def _streaming_bulk(self, client, actions: Iterable[dict]) -> AsyncIterator[tuple[bool, dict]]:
-        c = self.config
-        return async_streaming_bulk(
-            client,
-            actions,
-            chunk_size=c.bulk_chunk_size,
-            max_chunk_bytes=c.bulk_max_bytes,
-            raise_on_error=False,
-            raise_on_exception=True,
-            max_retries=c.max_retries,
-            initial_backoff=c.retry_initial_backoff,
-            max_backoff=c.retry_max_backoff,
-        )
+        return async_streaming_bulk(client, actions, **self._bulk_options())
 
     def _vector_field(self) -> dict:
         method = {"name": "hnsw", "space_type": "cosinesimil", "engine": "lucene"}

@@ -14,7 +14,7 @@ from ..errors import IngestError
 from ..normalize import QUOTED_PHRASE as _PHRASE
 from ..normalize import index_form, search_form
 from ..records import Chunk
-from .fulltext import Hit
+from .fulltext import Hit, checked_chunks
 
 SNIPPET_CHARS = 240
 # A pasted passage becomes an OR of its words; this bounds the query's size.
@@ -168,13 +168,7 @@ class TantivyBackend:
     def upsert_book(self, book: str, chunks: Iterable[Chunk]) -> int:
         """Replace every document of `book` with `chunks` in one commit; returns how many were added."""
         docs = []
-        seen: set[str] = set()
-        for chunk in chunks:
-            if chunk.book != book:
-                raise IngestError(book, f"chunk {chunk.id} belongs to {chunk.book!r}", ref=chunk.ref)
-            if chunk.id in seen:
-                raise IngestError(book, f"chunk id {chunk.id} appears twice", ref=chunk.ref)
-            seen.add(chunk.id)
+        for chunk in checked_chunks(book, chunks):
             form = index_form(chunk.search_text or search_form(chunk.text))
             doc = tantivy.Document(
                 id=chunk.id,
