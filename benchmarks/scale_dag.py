@@ -10,6 +10,7 @@ largest dry run exceeds the target or per-book time grows superlinearly.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import re
 import subprocess
@@ -19,12 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sefaria_ingest.catalog import BookEntry, book_slug, write_catalog  # noqa: E402
+from sefaria_ingest.catalog import BookEntry, book_slug, read_catalog, write_catalog  # noqa: E402
 
 DRY_RUN_TARGET_S = 60.0
 SUPERLINEAR_RATIO = 2.0  # per-book time at the largest N over that at the smallest
@@ -40,21 +42,6 @@ _PARTS = ["Repentance", "Kings and Wars", "Orach Chayyim", "Yoreh De'ah", "Magid
 _HEBREW = ["ספר החינוך", "משנה תורה", "שולחן ערוך", "פירוש על התורה", "חידושי הר״ן", "שו״ת רב פעלים"]
 CATEGORIES = [["Tanakh", "Commentary"], ["Talmud", "Bavli", "Rishonim"], ["Halakhah", "Mishneh Torah"],
               ["Liturgy", "Haggadah"], ["Chasidut"], ["Responsa", "אחרונים"]]
-
-
-@dataclass(slots=True)
-class Timing:
-    books: int
-    dry_run_s: float
-    noop_s: float
-
-    @property
-    def dry_per_book_ms(self) -> float:
-        return 1000 * self.dry_run_s / self.books
-
-    @property
-    def noop_per_book_ms(self) -> float:
-        return 1000 * self.noop_s / self.books
 
 
 def synthetic_titles(n: int) -> list[BookEntry]:
@@ -95,6 +82,8 @@ AGGREGATES = [
      "benchmarks/fetch_stats/fetch_stats.tsv"],
     ["results/stats/benchmarks.tsv", "logs/benchmark_table/benchmark_table.log",
      "benchmarks/benchmark_table/benchmark_table.tsv"],
+    ["results/plots/throughput.png", "results/plots/requests.png", "results/plots/book_times.png",
+     "logs/plots/plots.log", "benchmarks/plots/plots.tsv"],
 ]
 
 
@@ -134,20 +123,89 @@ def build_tree(root: Path, n_books: int, files_per_book: int = 3) -> Path:
     return path
 
 
+def _record_path(metadata_dir: Path, target: str) -> Path:
+    """Where Snakemake's file persistence keeps the record of `target` (urlsafe base64, long names split)."""
+    b64 = base64.urlsafe_b64encode(target.encode()).decode()
+    step = os.pathconf(metadata_dir, "PC_NAME_MAX") - 1 if metadata_dir.exists() else 254
+    parts = [b64[i : i + step] for i in range(0, len(b64), step)]
+    return metadata_dir.joinpath(*["@" + p for p in parts[:-1]], parts[-1])
+
+
+def _read_records(metadata_dir: Path) -> dict[str, dict]:
+    records = {}
+    for path in metadata_dir.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(metadata_dir).parts
+            b64 = "".join(p.removeprefix("@") for p in rel)
+            records[base64.urlsafe_b64decode(b64).decode()] = orjson.loads(path.read_bytes())
+    return records
+
+
+def _replace(value, old: str, new: str):
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, list):
+        return [_replace(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {_replace(k, old, new): _replace(v, old, new) for k, v in value.items()}
+    return value
+
+
+def metadata_templates(workdir: Path) -> dict[str, dict]:
+    """Snakemake's own metadata records for a 2-book tree (`--touch --forceall`), to clone for N books."""
+    config = build_tree(workdir, 2, 0)
+    run_timed(snakemake_cmd(workdir, config, "--touch", "--forceall", "--cores", "1"), workdir / "touch.log")
+    return _read_records(workdir / ".snakemake" / "metadata")
+
+
+def write_metadata(root: Path, templates: dict[str, dict]) -> int:
+    """Provenance records for every per-book output and the catalog, as a finished run leaves them.
+
+    The few aggregate jobs are left without records: their cost does not grow with the number of books.
+    """
+    template_slug, other_slug = (e.slug for e in synthetic_titles(2))
+    books = [e.slug for e in read_catalog(root / "results" / "catalog.json")]
+    metadata = root / ".snakemake" / "metadata"
+    metadata.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for target, record in templates.items():
+        if template_slug in target:
+            clones = [(_replace(target, template_slug, b), _replace(record, template_slug, b)) for b in books]
+        elif other_slug in target or record["rule"] != "catalog":
+            continue
+        else:
+            clones = [(target, record)]
+        for clone_target, clone in clones:
+            path = _record_path(metadata, clone_target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(orjson.dumps(clone))
+            written += 1
+    return written
+
+
 def snakemake_cmd(root: Path, config: Path, *args: str, profile: Path = ROOT / "profiles" / "default") -> list[str]:
     return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(root),
             "--profile", str(profile), "--configfile", str(config), *args]
 
 
-def run_timed(cmd: list[str], log: Path) -> float:
-    """Seconds `cmd` took; raises with the log's tail when it fails."""
+@dataclass(slots=True)
+class Run:
+    wall_s: float
+    cpu_s: float  # user + system of the snakemake process: steadier than wall time on a busy machine
+    output: str
+
+
+def run_timed(cmd: list[str], log: Path) -> Run:
+    """Run `cmd` with its output in `log`; raises with the log's tail when it fails."""
     started = time.perf_counter()
     with open(log, "w", encoding="utf-8") as fh:
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[3:])} failed ({proc.returncode}):\n{log.read_text()[-3000:]}")
-    return seconds
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    output = log.read_text(encoding="utf-8")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd[3:])} failed ({os.waitstatus_to_exitcode(status)}):\n{output[-3000:]}")
+    return Run(wall, usage.ru_utime + usage.ru_stime, output)
 
 
 _PRODUCTS = re.compile(r"^    (?:output|log|benchmark): (.+)$", re.M)
@@ -166,59 +224,84 @@ def complete_outputs(root: Path, dry_run_log: str) -> int:
     return len(paths)
 
 
-def measure(root: Path, n_books: int, files_per_book: int) -> Timing:
-    """Build an N-book tree, time the dry run and then a real run that must find nothing to do."""
+@dataclass(slots=True)
+class Timing:
+    books: int
+    dry: Run
+    noop: Run
+
+
+def measure(root: Path, n_books: int, files_per_book: int, templates: dict[str, dict],
+            extra: tuple[str, ...] = ()) -> Timing:
+    """Build a complete N-book tree, time the dry run, then a real run that must find nothing to do."""
     config = build_tree(root, n_books, files_per_book)
+    write_metadata(root, templates)
     for _ in range(3):
-        dry = run_timed(snakemake_cmd(root, config, "-n"), root / "dry-run.log")
-        planned = (root / "dry-run.log").read_text()
-        if "Nothing to be done" in planned or not complete_outputs(root, planned):
+        dry = run_timed(snakemake_cmd(root, config, "-n", *extra), root / "dry-run.log")
+        if "Nothing to be done" in dry.output or not complete_outputs(root, dry.output):
             break
-    if "Nothing to be done" not in planned:
-        raise RuntimeError(f"{n_books} books: the dry run planned jobs on a complete tree:\n{planned[-3000:]}")
-    noop = run_timed(snakemake_cmd(root, config, "--cores", "1"), root / "noop.log")
-    if "Nothing to be done" not in (root / "noop.log").read_text():
-        raise RuntimeError(f"{n_books} books: the no-op run did something")
+    if "Nothing to be done" not in dry.output:
+        raise RuntimeError(f"{n_books} books: the dry run plans jobs on a complete tree:\n{dry.output[-3000:]}")
+    noop = run_timed(snakemake_cmd(root, config, "--cores", "1", *extra), root / "noop.log")
+    if "Nothing to be done" not in noop.output:
+        raise RuntimeError(f"{n_books} books: the no-op run did something:\n{noop.output[-3000:]}")
     return Timing(n_books, dry, noop)
 
 
-def growth_ratio(timings: list[Timing], attr: str = "dry_per_book_ms") -> float:
-    """Per-book time at the largest N over that at the smallest: ~1 linear, >>1 superlinear."""
-    small, large = min(timings, key=lambda t: t.books), max(timings, key=lambda t: t.books)
-    return getattr(large, attr) / getattr(small, attr)
+def per_book_ms(t: Timing, base: Timing, run: str = "dry") -> float:
+    """CPU milliseconds each book adds over a one-book tree (Snakemake's fixed start-up cost taken out)."""
+    return 1000 * (getattr(t, run).cpu_s - getattr(base, run).cpu_s) / (t.books - base.books)
 
 
-def format_table(timings: list[Timing]) -> str:
-    lines = ["| books | dry run s | ms/book | no-op run s | ms/book |", "|---:|---:|---:|---:|---:|"]
-    lines += [f"| {t.books} | {t.dry_run_s:.1f} | {t.dry_per_book_ms:.2f} | {t.noop_s:.1f} | {t.noop_per_book_ms:.2f} |"
-              for t in timings]
+def growth_ratio(timings: list[Timing], base: Timing, run: str = "dry") -> float:
+    """Per-book cost at the largest N over that at the smallest: ~1 when linear, about N_max/N_min when quadratic."""
+    return per_book_ms(timings[-1], base, run) / per_book_ms(timings[0], base, run)
+
+
+def format_table(timings: list[Timing], base: Timing) -> str:
+    lines = ["| books | dry run s | dry run CPU s | CPU ms/book | no-op run s | no-op CPU s | CPU ms/book |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for t in [base, *timings]:
+        dry_ms = f"{per_book_ms(t, base):.2f}" if t is not base else "(base)"
+        noop_ms = f"{per_book_ms(t, base, 'noop'):.2f}" if t is not base else "(base)"
+        lines.append(f"| {t.books} | {t.dry.wall_s:.1f} | {t.dry.cpu_s:.1f} | {dry_ms} "
+                     f"| {t.noop.wall_s:.1f} | {t.noop.cpu_s:.1f} | {noop_ms} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--books", type=int, default=7000, help="largest catalog size")
+    parser.add_argument("--books", type=int, default=7000, help="largest catalog size (the dry-run target applies)")
     parser.add_argument("--sizes", default="500,1000,2000,4000", help="smaller sizes to time as well")
     parser.add_argument("--files-per-book", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a temporary one)")
+    parser.add_argument("--variant", action="append", default=[], metavar="ARGS",
+                        help="also time the largest N with these extra snakemake arguments, e.g. '--rerun-triggers mtime'")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the scratch trees go (default: /tmp)")
     args = parser.parse_args(argv)
     sizes = sorted({int(s) for s in args.sizes.split(",") if s} | {args.books})
-
     with tempfile.TemporaryDirectory(prefix="scale-dag-", dir=args.workdir) as tmp:
+        templates = metadata_templates(Path(tmp) / "template")
+        base = measure(Path(tmp) / "n1", 1, args.files_per_book, templates)
         timings = []
         for n in sizes:
-            timings.append(measure(Path(tmp) / f"n{n}", n, args.files_per_book))
+            timings.append(measure(Path(tmp) / f"n{n}", n, args.files_per_book, templates))
             t = timings[-1]
-            print(f"{n} books: dry run {t.dry_run_s:.1f} s, no-op {t.noop_s:.1f} s", file=sys.stderr, flush=True)
-    print(format_table(timings))
-    dry_ratio, noop_ratio = growth_ratio(timings), growth_ratio(timings, "noop_per_book_ms")
-    print(f"\nper-book time, {sizes[-1]} vs {sizes[0]} books: dry run x{dry_ratio:.2f}, no-op x{noop_ratio:.2f}"
-          f" (superlinear above x{SUPERLINEAR_RATIO})")
+            print(f"{n} books: dry run {t.dry.wall_s:.1f} s, no-op {t.noop.wall_s:.1f} s", file=sys.stderr, flush=True)
+        variants = [(v, measure(Path(tmp) / f"variant{i}", sizes[-1], args.files_per_book, templates, tuple(v.split())))
+                    for i, v in enumerate(args.variant)]
+    print(format_table(timings, base))
+    for flags, t in variants:
+        print(f"\n{t.books} books with `{flags}`: dry run {t.dry.wall_s:.1f} s ({t.dry.cpu_s:.1f} s CPU), "
+              f"no-op {t.noop.wall_s:.1f} s ({t.noop.cpu_s:.1f} s CPU)")
     failures = []
-    if timings[-1].dry_run_s > DRY_RUN_TARGET_S:
-        failures.append(f"dry run of {sizes[-1]} books took {timings[-1].dry_run_s:.1f} s > {DRY_RUN_TARGET_S} s")
-    if len(sizes) > 1 and max(dry_ratio, noop_ratio) > SUPERLINEAR_RATIO:
-        failures.append("planning time grows superlinearly with the number of books")
+    if len(timings) > 1:
+        dry_ratio, noop_ratio = growth_ratio(timings, base), growth_ratio(timings, base, "noop")
+        print(f"\nCPU per book, {sizes[-1]} vs {sizes[0]} books: dry run x{dry_ratio:.2f}, no-op x{noop_ratio:.2f}"
+              f" (linear: ~1; superlinear above x{SUPERLINEAR_RATIO})")
+        if max(dry_ratio, noop_ratio) > SUPERLINEAR_RATIO:
+            failures.append("planning time grows superlinearly with the number of books")
+    if timings[-1].dry.wall_s > DRY_RUN_TARGET_S:
+        failures.append(f"dry run of {sizes[-1]} books took {timings[-1].dry.wall_s:.1f} s > {DRY_RUN_TARGET_S:.0f} s")
     for failure in failures:
         print(f"FAIL: {failure}")
     return 1 if failures else 0

@@ -73,9 +73,10 @@ def _steps(node: dict | None, key: str) -> list[str]:
 
 
 def is_additive(tokenizer) -> bool:
-    """Whether a fast tokenizer splits on whitespace before anything context-dependent happens."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
+    """Whether a tokenizer (a `tokenizers.Tokenizer` or a fast transformers one) splits on whitespace before
+    anything context-dependent happens."""
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    if not hasattr(backend, "to_str"):
         return False
     spec = json.loads(backend.to_str())
     normalizers = _steps(spec.get("normalizer"), "normalizers")
@@ -87,33 +88,57 @@ def is_additive(tokenizer) -> bool:
     )
 
 
+def _tokenizer_config_limit(path: str) -> int | None:
+    """`model_max_length` from tokenizer_config.json (absent or a huge sentinel when the tokenizer has none)."""
+    config = Path(path) / "tokenizer_config.json"
+    if not config.is_file():
+        return None
+    value = json.loads(config.read_text(encoding="utf-8")).get("model_max_length")
+    return int(value) if isinstance(value, (int, float)) and value < 1_000_000 else None
+
+
 class TokenCounter:
-    """A HuggingFace tokenizer loaded offline, counting tokens the way the embedding model will."""
+    """A HuggingFace tokenizer loaded offline, counting tokens the way the embedding model will.
+
+    With a tokenizer.json the Rust `tokenizers` library is used alone: it loads in milliseconds where importing
+    transformers costs every chunk job seconds. Other tokenizers go through transformers.
+    """
 
     def __init__(self, model: str = DEFAULT_MODEL):
         # Pipelines run without network: read only what is installed or cached.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoTokenizer
+        from tokenizers import Tokenizer
 
         self.model = model
         self.path = resolve_model_path(model)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-        limit = _sentence_transformers_limit(_local_dir(self.path))
-        model_limit = self.tokenizer.model_max_length
-        # Tokenizers without a limit report a huge sentinel (int(1e30)).
-        if model_limit and model_limit < 1_000_000:
+        local = _local_dir(self.path)
+        tokenizer_file = Path(local) / "tokenizer.json"
+        self._backend = None
+        if tokenizer_file.is_file():
+            self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            model_limit = _tokenizer_config_limit(local)
+            processor = self.tokenizer.post_processor
+            special = processor.num_special_tokens_to_add(False) if processor is not None else 0
+            self._backend = Tokenizer.from_str(self.tokenizer.to_str())
+        else:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            model_limit = self.tokenizer.model_max_length
+            model_limit = model_limit if model_limit and model_limit < 1_000_000 else None
+            special = self.tokenizer.num_special_tokens_to_add(pair=False)
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            if backend is not None:
+                self._backend = Tokenizer.from_str(backend.to_str())
+        limit = _sentence_transformers_limit(local)
+        if model_limit:
             limit = min(limit, model_limit) if limit else model_limit
         if not limit:
             raise ValueError(f"{model}: neither the tokenizer nor sentence_bert_config.json gives a length limit")
-        self.max_tokens = limit - self.tokenizer.num_special_tokens_to_add(pair=False)
+        self.max_tokens = limit - special
         self.additive = is_additive(self.tokenizer)
-        self._backend = None
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is not None:
-            from tokenizers import Tokenizer
-
+        if self._backend is not None:
             # A private copy: tokenizer.json may set truncation/padding, which would change the counts.
-            self._backend = Tokenizer.from_str(backend.to_str())
             self._backend.no_truncation()
             self._backend.no_padding()
 
@@ -122,7 +147,6 @@ class TokenCounter:
         if not texts:
             return []
         if self._backend is not None:
-            # The Rust tokenizer directly: the transformers wrapper costs a third more per call.
             return [len(e.ids) for e in self._backend.encode_batch_fast(texts, add_special_tokens=False)]
         encoded = self.tokenizer(
             texts,

@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -80,9 +81,10 @@ def copy_run(reference: tuple[Path, Path], dest: Path) -> tuple[Path, Path]:
 
 # ---- 1. the fault matrix ----
 
-# A seed whose draws include every kind of the matrix for this workflow's requests (the injected counts are
-# asserted below, so a change in the request pattern that loses a kind fails loudly instead of testing less).
-MATRIX_SEED = 3
+# The replica draws one fault per request from a seeded sequence, so a seed fixes which faults a run meets. This
+# one's draws hold every kind (500, 502 and 503 too) for any run of 40 to 70 requests (this one makes about 50);
+# the injected counts are asserted, so a change that loses a kind fails loudly instead of testing less.
+MATRIX_SEED = 40
 MATRIX = FaultSpec(rate_5xx=0.10, rate_429=0.05, rate_timeout=0.02, rate_reset=0.02, rate_truncate=0.01,
                    seed=MATRIX_SEED, slow_seconds=5.0, retry_after=0.5)
 
@@ -95,7 +97,7 @@ def test_fault_matrix_run_is_identical_to_a_fault_free_run(reference, sample_dir
         injected = replica_call(url, "/_replica/stats")["faults_injected"]
     assert run.returncode == 0, run.stderr[-4000:]
     assert {"429", "timeout", "reset", "truncate"} <= set(injected), injected
-    assert {"500", "502", "503"} & set(injected), injected
+    assert {"500", "502", "503"} <= set(injected), injected
     ref_work, _ = reference
     for stage in ("raw", "chunks"):
         assert tree_bytes(tmp_path / "results" / stage) == tree_bytes(ref_work / "results" / stage), stage
@@ -110,42 +112,50 @@ def test_fault_matrix_run_is_identical_to_a_fault_free_run(reference, sample_dir
 
 # ---- 2. kill and resume ----
 
-def _kill_phases(rng: random.Random, results: Path) -> list[tuple[str, Callable[[], bool], float]]:
-    """Where to kill: just after the catalog checkpoint, in the middle of an atomic write, during indexing."""
-    watched = results / rng.choice(["raw", "chunks", "vectors"])
+_INDEX_JOB = re.compile(rb"^(?:local)?rule (?:fulltext|vector_index):$", re.M)
 
-    def catalog_written() -> bool:
+
+def _kill_phases(rng: random.Random, results: Path, stage: str) -> list[tuple[str, Callable[[Path], bool], float]]:
+    """Where to kill, each a condition on the results and the run's log, and a random wait after it holds:
+    just after the catalog checkpoint, in the middle of an atomic write into results/`stage`, after an index
+    job (full text or vectors) started."""
+    watched = results / stage
+
+    def catalog_written(log: Path) -> bool:
         return (results / "catalog.json").exists()
 
-    def mid_write() -> bool:
+    def mid_write(log: Path) -> bool:
         # An atomic write's temp file exists only between its first byte and its rename.
         with contextlib.suppress(FileNotFoundError):
             return any(e.name.endswith(".tmp") for e in os.scandir(watched))
         return False
 
-    def indexing() -> bool:
-        return (results / "fulltext").is_dir() or (results / "index").is_dir()
+    def indexing(log: Path) -> bool:
+        return bool(_INDEX_JOB.search(log.read_bytes()))
 
     return [("after the catalog", catalog_written, rng.uniform(0.0, 0.3)),
             (f"mid-write in {watched.name}/", mid_write, 0.0),
-            ("while indexing", indexing, rng.uniform(0.0, 1.5))]
+            ("while indexing", indexing, rng.uniform(0.0, 1.0))]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed, embed", [(1, ENGLISH_EMBED), (2, NO_EMBED), (3, NO_EMBED)],
-                         ids=["seed1-english-vectors", "seed2", "seed3"])
-def test_killed_runs_resume_to_identical_outputs(reference, replica, tmp_path, seed, embed):
+@pytest.mark.parametrize("seed, embed, stage", [(1, ENGLISH_EMBED, "vectors"), (2, NO_EMBED, "chunks"),
+                                                (3, NO_EMBED, "raw")],
+                         ids=["seed1-english-vectors", "seed2-chunks", "seed3-raw"])
+def test_killed_runs_resume_to_identical_outputs(reference, replica, tmp_path, seed, embed, stage):
     books = ["Jonah", "Ruth"]
     config = fast_config(tmp_path, replica, books, embed=embed)
     results = tmp_path / "results"
     kills = []
-    for phase, reached, extra in _kill_phases(random.Random(seed), results):
-        proc = start_snakemake(tmp_path, config, "--cores", "2")
-        if wait_until(reached, proc, timeout=120) and extra:
+    for n, (phase, reached, extra) in enumerate(_kill_phases(random.Random(seed), results, stage)):
+        log = tmp_path / f"killed-{n}.log"
+        proc = start_snakemake(tmp_path, config, "--cores", "2", log_name=log.name)
+        if wait_until(lambda: reached(log), proc, timeout=120) and extra:
             time.sleep(extra)
         alive = proc.poll() is None
         kill_tree(proc)
         kills.append((phase, alive, [p.name for p in temp_files(results)]))
+    print("KILLS", kills)
     assert kills[0][1], f"the first kill came after the run ended: {kills}"
 
     # A plain rerun finishes: no `--unlock`, no cleanup by hand.
