@@ -184,3 +184,24 @@ def test_cli_fetch_writes_jsonl_and_prints_one_line(replica, tmp_path):
     assert bad.returncode == 1
     assert bad.stderr.strip().count("\n") == 0 and "Genesys" in bad.stderr
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_failing_whole_node_falls_back_to_sections_counted_by_shape(sample_dir, replica):
+    """No `lengths` in the index and the whole-book request keeps failing: /api/shape says how many chapters."""
+
+    @web.middleware
+    async def middleware(request, handler):
+        if request.path == "/api/v3/texts/Jonah":
+            return web.json_response({"error": "upstream timeout"}, status=503)
+        response = await handler(request)
+        if request.path == "/api/v2/raw/index/Jonah":
+            index = orjson.loads(response.body)
+            index["schema"].pop("lengths", None)
+            return web.json_response(index)
+        return response
+
+    with ReplicaThread(sample_dir, middlewares=[middleware]) as url:
+        result = fetch("Jonah", "api", url)
+    assert result.segments == fetch("Jonah", "api", replica).segments
+    # index, 4 failed attempts at the whole book, shape, then one request per chapter
+    assert result.stats["requests"] == 1 + FAST.retry.max_attempts + 1 + 4
