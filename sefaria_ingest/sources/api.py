@@ -6,6 +6,7 @@ Never walks `next` one section at a time: the schema says what exists, so every 
 from __future__ import annotations
 
 import asyncio
+
 from ..client import SefariaClient
 from ..errors import FetchFailed, MalformedResponse, UnknownBook
 from ..refs import section_to_str
