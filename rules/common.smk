@@ -9,8 +9,9 @@ from sefaria_ingest.workflow import clear_stale_locks
 
 validate_or_exit(config)
 
-if clear_stale_locks():
-    print("sefaria-ingest: removed Snakemake's locks left by a killed run (no other run is alive here)",
+# Only the main snakemake process: job processes (a cluster's, say) must never touch the run's own locks.
+if workflow.is_main_process and clear_stale_locks():
+    print("sefaria-ingest: removed locks and partial files left by a killed run (no other run is alive here)",
           file=sys.stderr)
 
 
@@ -49,7 +50,7 @@ def report_failures(success):
 
     failures = gather_failures()
     for f in failures:
-        print(f"sefaria-ingest: FAILED {f['rule']} {f['book']}: {f['cause']}", file=sys.stderr)
+        print(f"sefaria-ingest: FAILED {f['rule']}: {f['cause']}", file=sys.stderr)
     if failures:
         print(f"sefaria-ingest: {len(failures)} failed job(s) listed in results/failed.json; "
               "fix the cause and rerun the same command to redo only those.", file=sys.stderr)

@@ -4,6 +4,9 @@ rule fulltext:
         catalog=ancient("results/catalog.json"),
     output:
         done="results/fulltext/{book}.done",
+    params:
+        # Which engine and index hold the documents: pointing elsewhere re-indexes every book.
+        target=lambda wc: {k: config["fulltext"].get(k) for k in ("backend", "url", "index")},
     log:
         "logs/fulltext/{book}.log",
     benchmark:

@@ -30,7 +30,11 @@ def _fetch(args: argparse.Namespace) -> int:
     except IngestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    write_book(result, args.out, args.stats)
+    try:
+        write_book(result, args.out, args.stats)
+    except OSError as exc:
+        print(f"error: {args.book}: cannot write {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(summary_line(result.stats))
     return 0
 

@@ -10,10 +10,10 @@ class IngestError(Exception):
         self.book = book
         self.ref = ref
         self.cause = cause
-        where = book or "?"
+        where = book or ""
         if ref and ref != book:
-            where = f"{where} ({ref})"
-        super().__init__(f"{where}: {cause}")
+            where = f"{where} ({ref})" if where else ref
+        super().__init__(f"{where}: {cause}" if where else cause)
 
 
 class UnknownBook(IngestError):

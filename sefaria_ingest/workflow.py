@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -97,9 +98,24 @@ def clear_stale_locks(state_dir: Path = Path(".snakemake")) -> list[Path]:
         removed = sorted((state_dir / "locks").glob("*.lock"))
         for lock in removed:
             lock.unlink(missing_ok=True)
+        removed += _remove_partial_writes(Path("results"))
     fcntl.flock(handle, fcntl.LOCK_SH)
     _RUN_LOCK = handle
     return removed
+
+
+def _remove_partial_writes(results: Path) -> list[Path]:
+    """Temp files and directories of writes a killed run never finished (never outputs: outputs are renamed)."""
+    leftovers = [p for p in results.rglob(".*.tmp") if p.is_file()] if results.is_dir() else []
+    index_dir = results / "index"
+    if index_dir.is_dir():
+        leftovers += [p for p in index_dir.glob(".vector.*") if p.is_dir()]
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return leftovers
 
 
 def book_entry(smk):

