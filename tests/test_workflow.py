@@ -107,3 +107,17 @@ def test_report_builds_with_benchmarks_fetch_stats_and_plots(export_run):
     html = (work / "results" / "report.html").read_text(errors="replace")
     for name in ("benchmarks.tsv", "fetch.tsv", "throughput.png", "requests.png", "book_times.png"):
         assert name in html, name
+
+
+def test_changing_languages_refetches_and_another_fulltext_index_reindexes(export_run, sample_dir, tmp_path):
+    work, _ = export_run
+    other = write_config(tmp_path, source="export", export_url=str(sample_dir), books=BOOKS, languages=["en"])
+    dry = run_snakemake(work, other, "-n")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert {b for r, b in executed_jobs(dry.stdout) if r == "fetch"} == {"Jonah", "Pirkei_Avot"}
+    other = write_config(tmp_path, source="export", export_url=str(sample_dir), books=BOOKS,
+                         fulltext={"backend": "tantivy", "index": "another"})
+    dry = run_snakemake(work, other, "-n")
+    jobs = executed_jobs(dry.stdout)
+    assert {b for r, b in jobs if r == "fulltext"} == {"Jonah", "Pirkei_Avot"}
+    assert not any(r in ("fetch", "chunk", "embed") for r, _ in jobs), jobs
