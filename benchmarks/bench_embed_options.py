@@ -321,6 +321,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", type=_ints, default=[16, 32, 64, 128])
     p.add_argument("--threads", type=_ints, default=[1, 2])
     p.add_argument("--no-onnx", action="store_true", help="skip ONNX Runtime even when it is installed")
+    p.add_argument("--only", type=lambda v: [n.strip() for n in v.split(",") if n.strip()],
+                   help="measure only these options beside the default (names as in the table)")
     p.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
     p.add_argument("--json", type=Path)
     return p.parse_args(argv)
@@ -343,6 +345,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_onnx:
             extra, note = ort_variants(model, embedder.batch_size, torch.get_num_threads(), Path(tmp))
             variants += extra
+        if args.only:
+            unknown = set(args.only) - {v.name for v in variants}
+            if unknown:
+                raise SystemExit(f"unknown options {sorted(unknown)}; known: {[v.name for v in variants]}")
+            variants = [v for v in variants if v.name == "default" or v.name in args.only]
         results = measure(variants, texts, reference, tokens, args.rounds)
     load = (load_before, os.getloadavg()[0])
     print(f"\nBenchmark 4 — embedding options on {len(texts)} English chunks ({tokens / len(texts):.0f} tokens each "
