@@ -1,4 +1,4 @@
-"""Command line: `python -m sefaria_ingest fetch|search …`."""
+"""Command line: `python -m sefaria_ingest fetch|search|rebuild-fulltext …`."""
 
 from __future__ import annotations
 
@@ -67,6 +67,41 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild_fulltext(args: argparse.Namespace) -> int:
+    """Load every book's chunks into a fresh Elasticsearch/OpenSearch index and switch the alias at the end."""
+    from pathlib import Path
+
+    from .index.fulltext import open_backend
+    from .records import Chunk, read_jsonl
+
+    config = _fulltext_config(args.configfile)
+    if config is None:
+        print("error: rebuild-fulltext needs fulltext.backend elasticsearch or opensearch in the config; for tantivy "
+              "delete results/index/fulltext and results/fulltext/ and rerun snakemake", file=sys.stderr)
+        return 2
+    files = sorted(Path(args.results, "chunks").glob("*.jsonl"))
+    if not files:
+        print(f"error: no chunk files under {args.results}/chunks: run the workflow first", file=sys.stderr)
+        return 1
+
+    def books():
+        for path in files:
+            chunks = list(read_jsonl(path, Chunk))
+            if chunks:
+                yield chunks[0].book, chunks
+
+    backend = open_backend(config)
+    try:
+        total = backend.rebuild(books())
+    except IngestError as exc:
+        print(f"error: {exc} (the alias still points at the previous index)", file=sys.stderr)
+        return 1
+    finally:
+        backend.close()
+    print(f"rebuilt {config['index']}: {total} documents from {len(files)} books; the alias now points at them")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sefaria_ingest", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--configfile", default="config/config.yaml",
                    help="workflow config whose `fulltext` backend to query (default: config/config.yaml)")
     s.set_defaults(func=_search)
+
+    r = sub.add_parser("rebuild-fulltext", help="reload results/chunks into a fresh Elasticsearch/OpenSearch index, "
+                                                "then switch the alias (searchers never see a half-built index)")
+    r.add_argument("--results", default="results")
+    r.add_argument("--configfile", default="config/config.yaml")
+    r.set_defaults(func=_rebuild_fulltext)
     return parser
 
 

@@ -29,8 +29,7 @@ from sefaria_ingest.index.es_common import EngineConfig, naive_form, search_body
 from sefaria_ingest.index.fulltext import Hit, open_backend
 from sefaria_ingest.index.opensearch_index import OpenSearchBackend
 from sefaria_ingest.index.tantivy_index import TantivyBackend
-from sefaria_ingest.normalize import index_form
-from sefaria_ingest.normalize import search_form
+from sefaria_ingest.normalize import index_form, search_form
 from sefaria_ingest.records import Chunk
 from sefaria_ingest.search import search
 from sefaria_ingest.sources import FetchOptions
@@ -620,3 +619,33 @@ def test_search_body_is_plain_json_for_hostile_text():
     passage = " ".join(f'word{i} "quoted {i}"' for i in range(20))
     # In a pasted passage quotations only rank.
     assert not any("match_phrase" in clause for clause in search_body(passage, 10)["query"]["bool"]["must"])
+
+
+def test_rebuild_fulltext_command_loads_every_book_and_switches_the_alias(osmem_server, verses, tmp_path):
+    """`python -m sefaria_ingest rebuild-fulltext` from results/chunks into a fresh OpenSearch index."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from sefaria_ingest.records import write_jsonl
+
+    clone = osmem_server.clone()
+    try:
+        results = tmp_path / "results"
+        for book in TANACH_BOOKS:
+            write_jsonl(results / "chunks" / f"{book}.jsonl", both_languages(verses, book))
+        config = tmp_path / "config.yaml"
+        index = f"sefaria-cli-{uuid.uuid4().hex[:8]}"
+        config.write_text(yaml.safe_dump({"source": "api", "books": ["Ruth"],
+                                          "fulltext": {"backend": "opensearch", "url": clone.url, "index": index}}))
+        run = subprocess.run([sys.executable, "-m", "sefaria_ingest", "rebuild-fulltext", "--results", str(results),
+                              "--configfile", str(config)], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        expected = sum(len(both_languages(verses, b)) for b in TANACH_BOOKS)
+        assert run.stdout.startswith(f"rebuilt {index}: {expected} documents from {len(TANACH_BOOKS)} books")
+        with open_backend({"backend": "opensearch", "url": clone.url, "index": index}) as backend:
+            assert backend.count() == expected
+            assert backend.search("whither thou goest", k=1)[0].book == "Ruth"
+    finally:
+        clone.close()
