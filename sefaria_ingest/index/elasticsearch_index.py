@@ -6,12 +6,12 @@ bodies it sends are es_common's, which the OpenSearch tests exercise.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterable, Mapping
+from typing import Any, AsyncIterator, Iterable
 
 from elasticsearch import AsyncElasticsearch, BadRequestError, Elasticsearch, NotFoundError
 from elasticsearch.helpers import async_streaming_bulk
 
-from .es_common import SOURCE_FIELDS, Credentials, EngineBackend, EngineConfig
+from .es_common import SOURCE_FIELDS, Credentials, EngineBackend
 
 # kNN candidates per shard: ten times k, within what Elasticsearch accepts.
 MAX_NUM_CANDIDATES = 10_000
@@ -23,9 +23,6 @@ class ElasticsearchBackend(EngineBackend):
     engine = "elasticsearch"
     _not_found = (NotFoundError,)
     _bad_request = (BadRequestError,)
-
-    def __init__(self, config: EngineConfig | Mapping[str, Any]):
-        super().__init__(config if isinstance(config, EngineConfig) else EngineConfig.from_dict(config))
 
     def _make_client(self, creds: Credentials, *, sync: bool):
         c = self.config

@@ -405,7 +405,9 @@ class EngineBackend(ABC):
 
     engine = "engine"
 
-    def __init__(self, config: EngineConfig):
+    def __init__(self, config: EngineConfig | Mapping[str, Any]):
+        if not isinstance(config, EngineConfig):
+            config = EngineConfig.from_dict(config)
         self.config = config
         self.alias = config.index
         self._creds = read_credentials(config)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterable, Mapping
+from typing import Any, AsyncIterator, Iterable
 
 from opensearchpy import AsyncOpenSearch, OpenSearch
 from opensearchpy.exceptions import NotFoundError, RequestError
 from opensearchpy.helpers import async_streaming_bulk
 
-from .es_common import SOURCE_FIELDS, Credentials, EngineBackend, EngineConfig
+from .es_common import SOURCE_FIELDS, Credentials, EngineBackend
 
 
 class OpenSearchBackend(EngineBackend):
@@ -18,9 +18,6 @@ class OpenSearchBackend(EngineBackend):
     engine = "opensearch"
     _not_found = (NotFoundError,)
     _bad_request = (RequestError,)
-
-    def __init__(self, config: EngineConfig | Mapping[str, Any]):
-        super().__init__(config if isinstance(config, EngineConfig) else EngineConfig.from_dict(config))
 
     def _make_client(self, creds: Credentials, *, sync: bool):
         if creds.api_key is not None:
