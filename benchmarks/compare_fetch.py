@@ -208,7 +208,7 @@ def measure(replica: Replica, name: str, setup: str, run: Callable[[], list[Book
 
 
 def global_budget(runs: dict[str, DesignRun], limits: Limits, processes: int, override: float | None) -> float:
-    """The requests/second (b) used at its peak, as the replica saw it (or its configured ceiling if (b) did not run)."""
+    """The requests/second (b) used at its peak as the replica saw it; its configured ceiling if (b) did not run."""
     if override is not None:
         return override
     if "b" in runs and runs["b"].server.get("peak_requests_per_second"):
@@ -281,7 +281,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=SAMPLE, help="export tree the replica serves (default: the sample)")
     p.add_argument("--latency-ms", type=float, default=50.0, help="replica latency per request (default 50)")
-    p.add_argument("--books", nargs="+", default=list(DEFAULT_BOOKS))
+    p.add_argument("--books", nargs="+", default=list(DEFAULT_BOOKS), help="titles, or `all` for every book in --data")
     p.add_argument("--naive-books", nargs="+", help="books for (a) (default: --books)")
     p.add_argument("--naive-time-cap", type=float, default=120.0,
                    help="seconds after which (a) stops walking and reports what it got (default 120)")
@@ -306,13 +306,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _titles(data: Path, names: Sequence[str]) -> list[str]:
+    """`all` means every book of the export tree."""
+    if list(names) == ["all"]:
+        from sefaria_ingest.export_tree import ExportTree
+
+        return ExportTree(data).titles()
+    return list(names)
+
+
 def run_designs(args: argparse.Namespace, replica: Replica, expected: dict[str, int]) -> dict[str, DesignRun]:
     """Each chosen design in turn against the same replica; keys a, b, c, c_global."""
     from baseline_processes import run_processes
     from baseline_threads import run_threads
 
-    books = book_specs(args.data, args.books)
-    naive_books = book_specs(args.data, args.naive_books) if args.naive_books else books
+    books = book_specs(args.data, _titles(args.data, args.books))
+    naive_books = book_specs(args.data, _titles(args.data, args.naive_books)) if args.naive_books else books
     limits = Limits(args.rps, args.burst, args.in_flight)
     runs: dict[str, DesignRun] = {}
     if "a" in args.designs:

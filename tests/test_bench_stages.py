@@ -230,10 +230,12 @@ def test_option_variants_measured_and_checked(benchmark, embedder, chunks):
 
 def test_option_targets():
     def result(name: str, ratio: float, cosine: float) -> options.OptionResult:
-        return options.OptionResult(name, name, seconds=[1.0], ratios=[ratio], texts=10, tokens=100,
-                                    min_cosine=cosine, mean_cosine=cosine)
+        return options.OptionResult(name, name, seconds=[2.0 / ratio, 1.0 / ratio], ratios=[ratio, ratio],
+                                    default_best=1.0, texts=10, tokens=100, min_cosine=cosine, mean_cosine=cosine)
 
     default = result("default", 1.0, 1.0)
+    assert result("x", 1.25, 1.0).ratio == pytest.approx(1.25)  # fastest round against the default's fastest
+    assert result("x", 1.25, 1.0).texts_per_second == pytest.approx(12.5)
     assert options.check_targets([default, result("batch 32", 1.05, 1.0)]) == []
     assert options.check_targets([default, result("int8", 2.0, 0.95)]) == []  # fast but unfaithful
     missed = options.check_targets([default, result("onnx", 1.3, 0.9999)])
