@@ -34,7 +34,7 @@ class Embedder:
         self,
         model_name: str = DEFAULT_MODEL,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        device: str = "cpu",
+        device: str = "auto",
         threads: int | None = None,
     ):
         if batch_size < 1:
@@ -57,6 +57,8 @@ class Embedder:
 
             if self.threads:
                 torch.set_num_threads(self.threads)
+            if self.device == "auto":  # a GPU where one exists (cluster embed jobs ask for one), else the CPU
+                self.device = "cuda" if torch.cuda.is_available() else "cpu"
             self._model = SentenceTransformer(
                 resolve_model_path(self.model_name), device=self.device, local_files_only=True
             )
