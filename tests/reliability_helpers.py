@@ -88,7 +88,7 @@ def wait_until(condition: Callable[[], bool], proc: subprocess.Popen, timeout: f
 
 
 def temp_files(root: Path) -> list[Path]:
-    """Temp files of atomic writes (`.NAME.XXXX.tmp`) anywhere under `root`."""
+    """Temp files of atomic writes (`.NAME.<random>.tmp`) anywhere under `root`."""
     return [p for p in root.rglob(".*.tmp")] if root.exists() else []
 
 

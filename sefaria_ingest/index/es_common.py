@@ -436,8 +436,9 @@ class EngineBackend(ABC):
     def _engine_settings(self) -> dict:
         return {}
 
+    @abstractmethod
     def _knn_body(self, vector: list[float], k: int, filters: list[dict]) -> dict:
-        raise NotImplementedError
+        """The engine's filtered kNN request body."""
 
     # The engine's exceptions for 404 and for 400 (an index that already exists answers 400).
     _not_found: tuple[type[BaseException], ...] = ()
