@@ -271,8 +271,9 @@ def search_stage(results: Path, queries: Sequence[str], embedder: Embedder, k: i
 
 
 def check_targets(comparison: EmbedComparison | None, fetch_counts: dict[str, int],
-                  min_ratio: float = MIN_EMBED_RATIO) -> list[str]:
-    """What was missed: the embedding ratio, our vectors equal to the bare model's, fetch sources agreeing."""
+                  min_ratio: float = MIN_EMBED_RATIO, fetch_differing: Sequence[str] = ()) -> list[str]:
+    """What was missed: the embedding ratio, our vectors equal to the bare model's, fetch sources agreeing
+    (segment counts, and the books whose segments differ)."""
     missed = []
     if comparison is not None:
         if comparison.ratio < min_ratio:
@@ -282,6 +283,8 @@ def check_targets(comparison: EmbedComparison | None, fetch_counts: dict[str, in
             missed.append(f"embed: our vectors differ from the bare model's (min cosine {comparison.min_cosine:.5f})")
     if len(set(fetch_counts.values())) > 1:
         missed.append(f"fetch: the sources gave different segment counts {fetch_counts}")
+    if fetch_differing:
+        missed.append(f"fetch: the sources gave different segments for {', '.join(fetch_differing)}")
     return missed
 
 
@@ -331,20 +334,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def run(args: argparse.Namespace, work: Path) -> tuple[list[StageResult], EmbedComparison, Latencies, dict]:
+def _keys(segments: Sequence[Segment]) -> list[tuple[str, str, str, str]]:
+    return [(s.lang, s.version_title, s.ref, s.text) for s in segments]
+
+
+def run(args: argparse.Namespace, work: Path) -> tuple[list[StageResult], EmbedComparison, Latencies, dict, list]:
     """Every stage in pipeline order on `args.data`, scratch files under `work`."""
     titles = args.titles or select_titles(args.data, args.books)
     local, fetch_local = fetch_stage(titles, "export", str(args.data))
     with ReplicaThread(args.data, preload=True) as url:
         remote, fetch_api = fetch_stage(titles, "api", url)
     fetch_counts = {"export": fetch_local.items, "api": fetch_api.items}
+    differing = [t for t in titles if _keys(local[t]) != _keys(remote[t])]
     del remote
     chunks, chunk_result = chunk_stage(local, TokenCounter(Embedder().model_name))
 
     embedder = Embedder()
     sample = english_sample(chunks, args.embed_sample, args.seed)
     vectors, comparison = compare_embed(embedder, sample, work / "cache")
-    chunks_en = english_sample(chunks, None)
+    chunks_en = [c for c in chunks if c.lang in ("en",)]  # what the embed rule embeds, repeated texts too
     embedded = dict(zip((c.id for c in sample), vectors))
     all_vectors = index_vectors(chunks_en, embedded, vectors.shape[1], args.seed)
     results = work / "results"
@@ -354,19 +362,19 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[StageResult], EmbedC
     segments = [s for book in local.values() for s in book]
     latencies = search_stage(results, pick_queries(segments, args.queries, args.seed), embedder)
     stages = [fetch_local, fetch_api, chunk_result, vector_result, fulltext_result]
-    return stages, comparison, latencies, fetch_counts
+    return stages, comparison, latencies, fetch_counts, differing
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench_stages.") as tmp:
-        stages, comparison, latencies, fetch_counts = run(args, Path(tmp))
+        stages, comparison, latencies, fetch_counts, differing = run(args, Path(tmp))
     load = (load_before, os.getloadavg()[0])
     print(f"\nBenchmark 2 — per-stage throughput, {os.cpu_count()} CPUs, "
           f"1-minute load average {load[0]:.1f} before and {load[1]:.1f} after\n")
     print(format_table(stages, comparison, latencies))
-    missed = check_targets(comparison, fetch_counts, args.min_embed_ratio)
+    missed = check_targets(comparison, fetch_counts, args.min_embed_ratio, differing)
     if args.json:
         _write_json(args.json, stages, comparison, latencies, load, missed)
     if missed:

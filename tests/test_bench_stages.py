@@ -99,6 +99,7 @@ def test_fetch_api_agrees_with_export(benchmark, replica, local):
     counts = {"export": sum(len(s) for s in local.values()), "api": result.items}
     assert check_targets(None, counts) == []
     assert check_targets(None, {"export": 10, "api": 9})  # a lost segment is a missed target
+    assert check_targets(None, counts, fetch_differing=["Ruth"])  # so is a changed one
 
 
 def test_chunk_stage_covers_every_segment(benchmark, local):
@@ -215,6 +216,7 @@ def test_option_variants_measured_and_checked(benchmark, embedder, chunks):
     variants = options.torch_variants(embedder, batch_sizes=[3], threads=[1])
     names = [v.name for v in variants]
     assert names[0] == "default" and "batch 3" in names and "threads 1" in names and "arrival order" in names
+    assert [v.portable for v in variants if v.name.startswith(("fp16", "bf16"))] == [False, False]
     reference = options.normalise_rows(options._bare(embedder.model, 32)(texts))
     tokens = len(texts) * 10
     results = benchmark.pedantic(options.measure, (variants, texts, reference, tokens, 1), rounds=1, iterations=1)
@@ -229,8 +231,8 @@ def test_option_variants_measured_and_checked(benchmark, embedder, chunks):
 
 
 def test_option_targets():
-    def result(name: str, ratio: float, cosine: float) -> options.OptionResult:
-        return options.OptionResult(name, name, seconds=[2.0 / ratio, 1.0 / ratio], ratios=[ratio, ratio],
+    def result(name: str, ratio: float, cosine: float, portable: bool = True) -> options.OptionResult:
+        return options.OptionResult(name, name, portable, seconds=[2.0 / ratio, 1.0 / ratio], ratios=[ratio, ratio],
                                     default_best=1.0, texts=10, tokens=100, min_cosine=cosine, mean_cosine=cosine)
 
     default = result("default", 1.0, 1.0)
@@ -243,6 +245,11 @@ def test_option_targets():
     assert options.check_targets([default, result("onnx", 1.3, 0.9999)], margin=0.5) == []
     assert options.check_targets([result("default", 1.0, 0.98)])  # an unfaithful default
     assert options.fastest_faithful([default, result("onnx", 1.3, 0.9999), result("int8", 2.0, 0.9)]).name == "onnx"
+    # A CPU-specific option is reported, never proposed as the default.
+    fp16 = result("fp16", 1.5, 0.99999, portable=False)
+    assert options.check_targets([default, fp16]) == []
+    assert options.fastest_faithful([default, fp16]) is default
+    assert options.fastest_faithful([default, fp16], portable_only=False) is fp16
 
 
 def test_onnx_variants_or_the_reason_they_are_missing(embedder, chunks, tmp_path):
@@ -254,7 +261,8 @@ def test_onnx_variants_or_the_reason_they_are_missing(embedder, chunks, tmp_path
     except ImportError:
         assert variants == [] and note.startswith("ONNX Runtime variants skipped")
         return
-    assert [v.name for v in variants] == ["onnxruntime fp32", "onnxruntime fused fp32", "onnxruntime int8"]
+    assert [v.name for v in variants] == ["onnxruntime fp32", "onnxruntime fused fp32", "onnxruntime int8",
+                                          "onnxruntime int8 per-channel"]
     reference = embedder.encode(texts)
     for variant in variants[:2]:
         assert float(np.min(np.sum(variant.encode(texts) * reference, axis=1))) > 0.999
