@@ -22,8 +22,8 @@ from .tokens import DEFAULT_MODEL, resolve_model_path
 _CACHE_FLUSH = 2048
 # SQLite's bound-parameter limit is 999 on old builds.
 _SQL_BATCH = 900
-# Texts per forward pass. Length-sorted batches of 16 ran 1.3x faster than 64 on 2 idle cores (less padding, and
-# attention scores that stay in cache), and within 7% of it with the cores contended (benchmarks/bench_embed_options.py).
+# Texts per forward pass. Length-sorted batches of 16 ran 1.3x faster than 64 on 2 idle cores (less padding,
+# attention scores that stay in cache) and within 7% of it on contended cores (benchmarks/bench_embed_options.py).
 DEFAULT_BATCH_SIZE = 16
 
 

@@ -77,7 +77,7 @@ def results_dir(chunks, embedded, tmp_path_factory):
     sample, vectors, _ = embedded
     work = tmp_path_factory.mktemp("built")
     chunks_en = english_sample(chunks, None)
-    all_vectors = index_vectors(chunks_en, dict(zip((c.id for c in sample), vectors)), vectors.shape[1])
+    all_vectors = index_vectors(chunks_en, dict(zip((c.text for c in sample), vectors)), vectors.shape[1])
     vector_index_stage(work, work / "results", chunks_en, all_vectors, len(sample))
     fulltext_stage(work / "results", chunks)
     return work / "results"
@@ -131,6 +131,7 @@ def test_embed_comparison(benchmark, embedder, chunks, tmp_path):
     np.testing.assert_allclose(vectors[5], embedder.encode([sample[5].text])[0], atol=1e-4)
     assert comparison.chunks == SMOKE_CHUNKS and comparison.batch_size == embedder.batch_size
     assert comparison.ours_seconds > 0 and comparison.bare_seconds > 0
+    assert len(comparison.slice_ratios) == 8 and all(r > 0 for r in comparison.slice_ratios)
     assert comparison.tokens >= sum(c.n_tokens for c in sample)  # plus two special tokens per text
     # The path filled the cache, as the embed rule does.
     with EmbeddingCache(tmp_path, embedder.model_name) as cache:
@@ -142,8 +143,9 @@ def test_embed_comparison(benchmark, embedder, chunks, tmp_path):
 def test_vector_index_stage(benchmark, tmp_path, chunks, embedded):
     sample, vectors, _ = embedded
     chunks_en = english_sample(chunks, None)
-    all_vectors = index_vectors(chunks_en, dict(zip((c.id for c in sample), vectors)), vectors.shape[1])
+    all_vectors = index_vectors(chunks_en, dict(zip((c.text for c in sample), vectors)), vectors.shape[1])
     assert all_vectors.shape == (len(chunks_en), vectors.shape[1])
+    np.testing.assert_allclose(np.linalg.norm(all_vectors, axis=1), 1.0, atol=1e-5)
     result = benchmark.pedantic(vector_index_stage, (tmp_path, tmp_path / "results", chunks_en, all_vectors,
                                                      len(sample)), rounds=1, iterations=1)
     assert result.items == len(chunks_en) and result.unit == "vectors"
@@ -185,6 +187,11 @@ def test_embed_ratio_target():
     assert check_targets(comparison(12.0, 9.0), {}, min_ratio=0.7) == []
     missed = check_targets(comparison(10.0, 10.0, cosine=0.98), {})
     assert len(missed) == 1 and "differ" in missed[0]
+    # With slices, the median slice decides: one slice slowed by a burst of other work does not.
+    sliced = EmbedComparison(100, 20_000, 64, 2, 14.0, 10.0, 1.0, [1.0, 0.98, 0.3, 1.02, 0.99])
+    assert sliced.total_ratio == pytest.approx(10 / 14) and sliced.ratio == pytest.approx(0.99)
+    assert check_targets(sliced, {}) == []
+    assert check_targets(EmbedComparison(100, 20_000, 64, 2, 10.0, 8.0, 1.0, [0.8, 0.85, 1.2]), {})
 
 
 def test_table_has_every_stage_and_the_ratio():
