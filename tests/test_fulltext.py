@@ -10,28 +10,11 @@ import pytest
 from sefaria_ingest.errors import IngestError
 from sefaria_ingest.index.fulltext import Hit, open_backend
 from sefaria_ingest.index.tantivy_index import TantivyBackend
-from sefaria_ingest.normalize import search_form
 from sefaria_ingest.records import Chunk
 
+from .chunk_helpers import make_chunk
+
 BOOKS = {"Ruth": "Writings", "Jonah": "Prophets"}
-
-
-def make_chunk(book: str, lang: str, chapter: int, verse: int, text: str) -> Chunk:
-    ref = f"{book} {chapter}:{verse}"
-    return Chunk(
-        id=f"{book}|{lang}|{chapter}:{verse}",
-        ref=ref,
-        he_ref=f"{book} {chapter}:{verse} (he)",
-        refs=[ref],
-        book=book,
-        categories=["Tanakh", BOOKS.get(book, "Other")],
-        lang=lang,
-        version_title="merged",
-        license="CC-BY",
-        text=text,
-        search_text=search_form(text),
-        original=text,
-    )
 
 
 def load_book(sample_dir: Path, book: str, lang: str) -> list[Chunk]:
@@ -39,7 +22,7 @@ def load_book(sample_dir: Path, book: str, lang: str) -> list[Chunk]:
     path = sample_dir / "json" / "Tanach" / BOOKS[book] / book / language / "merged.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     return [
-        make_chunk(book, lang, c, v, text)
+        make_chunk(book, lang, c, v, text, BOOKS.get(book, "Other"))
         for c, chapter in enumerate(data["text"], 1)
         for v, text in enumerate(chapter, 1)
         if text.strip()
@@ -91,7 +74,7 @@ def test_delete_book_removes_only_that_book(tmp_path, backend, sample):
 def test_hebrew_matches_with_and_without_niqqud(backend):
     pointed = "וַיְהִ֗י בִּימֵי֙ שְׁפֹ֣ט הַשֹּׁפְטִ֔ים וַיְהִ֥י רָעָ֖ב בָּאָ֑רֶץ"
     plain = "אמר רבי יוחנן משום רבי שמעון בן יוחאי"
-    backend.upsert_book("Ruth", [make_chunk("Ruth", "he", 1, 1, pointed)])
+    backend.upsert_book("Ruth", [make_chunk("Ruth", "he", 1, 1, pointed, BOOKS["Ruth"])])
     english = make_chunk("Berakhot", "en", 7, 2, "Rabbi Yohanan said")
     backend.upsert_book("Berakhot", [make_chunk("Berakhot", "he", 7, 2, plain), english])
     for query in ("רעב בארץ", "רָעָב בָּאָרֶץ", "רָעָ֖ב", "הַשֹּׁפְטִים", "השפטים"):

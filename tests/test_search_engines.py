@@ -36,6 +36,8 @@ from sefaria_ingest.sources import FetchOptions
 from sefaria_ingest.sources.export import fetch_book_local
 from sefaria_ingest.tokens import WhitespaceCounter
 
+from .chunk_helpers import make_chunk
+
 # (backend, environment variable with a live server's URL, or None for osmem)
 ENGINES = {
     "opensearch": ("opensearch", None),
@@ -47,25 +49,6 @@ KNOWN_ITEM_BOOKS = ["Genesis", "Ruth", "Jonah", "Esther", "Pirkei Avot", "Mishna
 
 
 # Sample data -------------------------------------------------------------------------------------------------
-
-
-def make_chunk(book: str, lang: str, chapter: int, verse: int, text: str, section: str = "Writings") -> Chunk:
-    ref = f"{book} {chapter}:{verse}"
-    return Chunk(
-        id=f"{book}|{lang}|{chapter}:{verse}",
-        ref=ref,
-        he_ref=f"{book} {chapter}:{verse} (he)",
-        refs=[ref],
-        book=book,
-        categories=["Tanakh", section],
-        lang=lang,
-        version_title="merged",
-        license="CC-BY",
-        text=text,
-        search_text=search_form(text),
-        original=text,
-        n_tokens=len(text.split()),
-    )
 
 
 @pytest.fixture(scope="module")
