@@ -114,15 +114,32 @@ def run_ours(base_url: str, books: Sequence[BookSpec], *, jobs: int, limits: Lim
              global_rps: float | None = None) -> list[BookOutcome]:
     """Each book in a fresh process running what scripts/fetch.py runs, at most `jobs` at once (like Snakemake).
 
-    With `global_rps`, every job also waits on the machine-wide limiter (sefaria_ingest.global_limit), one
-    state file for the whole run. Segments are left in `workdir`; `load_ours` reads them once timing is over.
+    The config is validated once, here, as the Snakefile does before any job starts; each job reads the validated
+    config (Snakemake hands its jobs the same dict). With `global_rps`, every job also waits on the machine-wide
+    limiter (sefaria_ingest.global_limit), one state file for the whole run. Segments are left in `workdir`;
+    `load_ours` reads them once timing is over.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    state = workdir / "global_rate.json" if global_rps else None
+    config_path = workdir / "config.json"
+    config_path.write_text(json.dumps(job_config(base_url, [b.title for b in books], limits, global_rps)),
+                           encoding="utf-8")
+    state = workdir / "global_rate.json"
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(_run_job, base_url, book, limits, workdir / f"book{i}", global_rps, state)
+        futures = [pool.submit(_run_job, config_path, book, workdir / f"book{i}", state)
                    for i, book in enumerate(books)]
         return [f.result() for f in futures]
+
+
+def job_config(base_url: str, titles: Sequence[str], limits: Limits, global_rps: float | None) -> dict:
+    """The workflow config for (c): the api source at `base_url`, (b)'s per-job limits, validated with defaults."""
+    from sefaria_ingest.config import validate_config
+
+    return validate_config({
+        "source": "api", "api_url": base_url, "books": list(titles),
+        "fetch": {"requests_per_second": limits.requests_per_second, "burst": limits.burst,
+                  "max_in_flight": limits.max_in_flight, "max_connections": limits.max_in_flight,
+                  "global_requests_per_second": global_rps or 0},
+    })
 
 
 def load_ours(outcomes: Sequence[BookOutcome], workdir: Path) -> None:
@@ -135,13 +152,9 @@ def load_ours(outcomes: Sequence[BookOutcome], workdir: Path) -> None:
             outcome.keys = [(s.lang, s.version_title, s.ref) for s in read_jsonl(path, Segment)]
 
 
-def _run_job(base_url: str, book: BookSpec, limits: Limits, out: Path, global_rps: float | None,
-             state: Path | None) -> BookOutcome:
-    cmd = [sys.executable, str(Path(__file__).resolve()), JOB_FLAG, "--base", base_url, "--book", book.title,
-           "--out", str(out), "--rps", repr(limits.requests_per_second), "--burst", str(limits.burst),
-           "--in-flight", str(limits.max_in_flight)]
-    if global_rps:
-        cmd += ["--global-rps", repr(global_rps), "--global-state", str(state)]
+def _run_job(config_path: Path, book: BookSpec, out: Path, state: Path) -> BookOutcome:
+    cmd = [sys.executable, str(Path(__file__).resolve()), JOB_FLAG, "--config", str(config_path), "--book",
+           book.title, "--out", str(out), "--global-state", str(state)]
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     outcome = BookOutcome(book.title, seconds=time.monotonic() - started)
@@ -155,30 +168,22 @@ def _run_job(base_url: str, book: BookSpec, limits: Limits, out: Path, global_rp
 
 def job_main(argv: Sequence[str]) -> int:
     """One fetch job, as scripts/fetch.py runs it: validated config -> ClientConfig (+ global limiter) -> fetch_book."""
-    from sefaria_ingest.config import client_config, fetch_options, validate_config
+    from sefaria_ingest.config import client_config, fetch_base, fetch_options
     from sefaria_ingest.errors import IngestError
     from sefaria_ingest.fetch import fetch_book, write_book
     from sefaria_ingest.global_limit import make_global_limiter
 
     p = argparse.ArgumentParser(prog=f"compare_fetch.py {JOB_FLAG}")
-    p.add_argument("--base", required=True)
+    p.add_argument("--config", required=True, type=Path, help="the validated config (JSON), as Snakemake hands it")
     p.add_argument("--book", required=True)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--rps", type=float, required=True)
-    p.add_argument("--burst", type=int, required=True)
-    p.add_argument("--in-flight", type=int, required=True)
-    p.add_argument("--global-rps", type=float, default=0.0, help="fetch.global_requests_per_second (0: none)")
     p.add_argument("--global-state", type=Path, help="the shared limiter's state file (the workflow's lives under "
                                                      ".snakemake/; a benchmark run uses its own)")
     args = p.parse_args(argv)
-    config = validate_config({
-        "source": "api", "api_url": args.base, "books": [args.book],
-        "fetch": {"requests_per_second": args.rps, "burst": args.burst, "max_in_flight": args.in_flight,
-                  "max_connections": args.in_flight, "global_requests_per_second": args.global_rps},
-    })
+    config = json.loads(args.config.read_text(encoding="utf-8"))
     shared = make_global_limiter(config["fetch"]["global_requests_per_second"], args.global_state)
     try:
-        result = asyncio.run(fetch_book(args.book, source="api", base_url=args.base,
+        result = asyncio.run(fetch_book(args.book, source=config["source"], base_url=fetch_base(config),
                                         client_config=client_config(config), options=fetch_options(config),
                                         limiters=[shared] if shared else []))
     except IngestError as exc:

@@ -14,27 +14,28 @@ from .atomic import atomic_write_bytes
 from .client import ClientConfig, SefariaClient
 from .errors import IngestError
 from .records import write_jsonl
-from .sources import BookFetch, FetchOptions
-from .sources.api import fetch_book_api
-from .sources.export import fetch_book_http, fetch_book_local, is_url
+from .sources import BookFetch, FetchOptions, is_url
 
 
 async def fetch_book(book: str, *, source: str, base_url: str, client_config: ClientConfig,
                      options: FetchOptions, limiters: Sequence = ()) -> BookFetch:
     """Fetch `book` through `source` ("api" or "export") from `base_url` (an export base may be a directory)."""
     started = time.monotonic()
+    # Each job imports only the source it uses: fetch jobs are short, and start-up is much of their cost.
+    if source == "api":
+        from .sources.api import fetch_book_api as fetch_through_client
+    elif source == "export":
+        from .sources.export import fetch_book_http as fetch_through_client
+        from .sources.export import fetch_book_local
+    else:
+        raise IngestError(book, f"unknown source {source!r} (expected 'api' or 'export')")
     if source == "export" and not is_url(base_url):
         result = await asyncio.to_thread(fetch_book_local, base_url, book, options)
         result.stats = {"requests": 0, "retries": 0, "bytes": 0}
     else:
         config = dataclasses.replace(client_config, base_url=base_url)
         async with SefariaClient(config, book=book, limiters=list(limiters)) as client:
-            if source == "api":
-                result = await fetch_book_api(client, book, options)
-            elif source == "export":
-                result = await fetch_book_http(client, book, options)
-            else:
-                raise IngestError(book, f"unknown source {source!r} (expected 'api' or 'export')")
+            result = await fetch_through_client(client, book, options)
             stats = client.stats
             result.stats = {"requests": stats.requests, "retries": stats.retries, "bytes": stats.bytes,
                             "errors_by_status": dict(stats.errors_by_status),

@@ -205,3 +205,18 @@ def test_failing_whole_node_falls_back_to_sections_counted_by_shape(sample_dir, 
     assert result.segments == fetch("Jonah", "api", replica).segments
     # index, 4 failed attempts at the whole book, shape, then one request per chapter
     assert result.stats["requests"] == 1 + FAST.retry.max_attempts + 1 + 4
+
+
+def test_a_fetch_job_imports_only_what_it_runs():
+    """Fetch jobs are mostly process start: scripts/fetch.py's imports must not pull in validation or the other source."""
+    probe = (
+        "import sys\n"
+        "from sefaria_ingest.config import client_config, fetch_base, fetch_options\n"
+        "from sefaria_ingest.fetch import fetch_book, summary_line, write_book\n"
+        "from sefaria_ingest.global_limit import DEFAULT_STATE_PATH, make_global_limiter\n"
+        "from sefaria_ingest.workflow import book_entry, log, run_script\n"
+        "print(' '.join(sorted(m for m in ('jsonschema', 'yaml', 'sefaria_ingest.sources.export',\n"
+        "                                  'sefaria_ingest.export_tree') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == []

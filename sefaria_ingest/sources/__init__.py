@@ -14,6 +14,11 @@ from ..schema import Node, iter_segments
 LANGUAGE_FAMILIES = {"he": "hebrew", "en": "english"}
 
 
+def is_url(base: str) -> bool:
+    """An http(s) base is fetched over the network; anything else is a local export directory."""
+    return base.startswith(("http://", "https://"))
+
+
 @dataclass(slots=True)
 class FetchOptions:
     """What to fetch for each book."""

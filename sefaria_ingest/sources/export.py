@@ -11,13 +11,9 @@ from ..client import SefariaClient
 from ..errors import FetchFailed, MalformedResponse, UnknownBook
 from ..export_tree import ExportTree, version_meta
 from ..schema import parse_index, text_at
-from . import BookFetch, FetchOptions, VersionPart, build_segments
+from . import BookFetch, FetchOptions, VersionPart, build_segments, is_url
 
 LANGUAGE_DIRS = {"he": "Hebrew", "en": "English"}
-
-
-def is_url(base: str) -> bool:
-    return base.startswith(("http://", "https://"))
 
 
 def schema_path(book: str) -> str:
