@@ -37,6 +37,8 @@ def run_script(smk, step: Callable[[object], None]) -> None:
 
     A failure is logged as one line naming the book and cause, recorded under results/failed/ (gathered into
     results/failed.json when the run ends) and exits 1; a success clears that book's old failure record.
+    A job killed before it can say why (the out-of-memory killer's SIGKILL, an interrupted run) leaves the
+    "did not finish" record written before its step started, so no failed book goes unlisted.
     """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if smk.log:
@@ -45,6 +47,9 @@ def run_script(smk, step: Callable[[object], None]) -> None:
                         force=True)
     book = _job_book(smk)
     record = failure_record_path(smk.rule, book)
+    where = f"; its log: {smk.log[0]}" if smk.log else ""
+    _record_failure(record, smk.rule, book, f"{book or smk.rule}: the {smk.rule} job did not finish: killed by a "
+                                            f"signal (out of memory?) or interrupted{where}")
     try:
         step(smk)
     except IngestError as exc:

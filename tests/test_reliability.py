@@ -18,6 +18,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -265,6 +266,57 @@ def test_a_failing_book_fails_alone_and_the_rerun_fetches_only_it(reference, sam
     assert {p: p.stat().st_mtime_ns for p in jonah_files} == before
     assert outputs_of(tmp_path, "raw", books) == outputs_of(ref_work, "raw", books)
     assert failed_json(tmp_path) == [] and not failure_lines(second)
+
+
+def _job_pids(session: int, script: str) -> list[int]:
+    """The processes of snakemake's session running `script` (Snakemake runs it as .snakemake/scripts/tmp*.NAME)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if os.getsid(int(entry.name)) == session and any(arg.endswith(f".{script}".encode()) for arg in cmdline):
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_job_killed_by_a_signal_is_listed_as_a_failure_and_reruns(sample_dir, tmp_path):
+    """What the out-of-memory killer does to a job: SIGKILL, no Python error, and yet the book is named."""
+    with ReplicaThread(sample_dir, latency_ms=400) as url:  # slow enough to catch the fetch job mid-request
+        config = fast_config(tmp_path, url, ["Jonah"])
+        under_way = tmp_path / "results" / "failed" / "fetch" / "Jonah.json"
+        kills = 0
+
+        def kill_fetch_jobs() -> bool:
+            """Once a fetch job is under way (its record written), SIGKILL it; the profile's retry too."""
+            nonlocal kills
+            if under_way.exists():
+                for pid in _job_pids(proc.pid, "fetch.py"):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        kills += 1
+            return False
+
+        proc = start_snakemake(tmp_path, config, "--cores", "2")
+        try:
+            wait_until(kill_fetch_jobs, proc, timeout=180, interval=0.01)
+        finally:
+            kill_tree(proc)
+        log = (tmp_path / "snakemake.log").read_text()
+        assert kills >= 1 and proc.returncode != 0, log[-3000:]
+        [record] = failed_json(tmp_path)
+        assert (record["rule"], record["book"]) == ("fetch", "Jonah"), record
+        assert record["cause"].startswith("Jonah: the fetch job did not finish: killed by a signal"), record
+        assert "logs/fetch/Jonah.log" in record["cause"]
+        assert "sefaria-ingest: FAILED fetch: Jonah: the fetch job did not finish" in log, log[-3000:]
+        assert not (tmp_path / "results" / "raw" / "Jonah.jsonl").exists()
+
+        rerun = run_snakemake(tmp_path, config, "--cores", "2")
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert failed_json(tmp_path) == [] and not failure_lines(rerun)
+    assert len(jsonl_records(tmp_path / "results" / "raw" / "Jonah.jsonl")) == 96
 
 
 # ---- 4. bad input ----

@@ -15,7 +15,7 @@ from sefaria_ingest.index.fulltext import Hit, open_backend
 from sefaria_ingest.index.vector import build_vector_index
 from sefaria_ingest.normalize import search_form
 from sefaria_ingest.records import Chunk, write_jsonl
-from sefaria_ingest.search import format_results, reciprocal_rank_fusion, search
+from sefaria_ingest.search import RRF_K, format_results, reciprocal_rank_fusion, search
 
 BOOKS = {"Ruth": "Writings", "Jonah": "Prophets", "Esther": "Writings"}
 
@@ -84,13 +84,24 @@ def hit(chunk_id: str) -> Hit:
 
 
 def test_rrf_sums_reciprocal_ranks():
-    fused = reciprocal_rank_fusion([[hit("A"), hit("B"), hit("C")], [hit("C"), hit("D"), hit("A")]])
+    fused = reciprocal_rank_fusion([[hit("A"), hit("B"), hit("C")], [hit("C"), hit("D"), hit("A")]], rrf_k=60)
     # A and C: 1/61 + 1/63 each (tie, both best at rank 1, so by id); B and D: 1/62 each.
     assert [h.id for h in fused] == ["A", "C", "B", "D"]
     assert fused[0].score == pytest.approx(1 / 61 + 1 / 63)
     assert fused[2].score == pytest.approx(1 / 62)
     only_one = reciprocal_rank_fusion([[hit("X")], []])
-    assert [(h.id, h.score) for h in only_one] == [("X", pytest.approx(1 / 61))]
+    assert [(h.id, h.score) for h in only_one] == [("X", pytest.approx(1 / 11))]
+
+
+def test_each_sides_first_hit_survives_fusion_with_fifty_shared_runners_up():
+    # The known-item failure of rank constant 60: each side ranks its own chunk first, and the same 50 other
+    # chunks fill ranks 2-51 of both lists, in opposite orders. With the default both first hits stay in the top 10.
+    shared = [hit(f"s{i:02d}") for i in range(50)]
+    lexical, semantic = [hit("LEX"), *shared], [hit("SEM"), *reversed(shared)]
+    top = [h.id for h in reciprocal_rank_fusion([lexical, semantic])[:10]]
+    assert "LEX" in top and "SEM" in top, top
+    top_60 = [h.id for h in reciprocal_rank_fusion([lexical, semantic], rrf_k=60)[:10]]
+    assert "LEX" not in top_60 and "SEM" not in top_60  # what the default avoids
 
 
 def test_hybrid_fuses_bm25_and_vector_rankings(corpus, embedder):
@@ -102,7 +113,7 @@ def test_hybrid_fuses_bm25_and_vector_rankings(corpus, embedder):
     expected: dict[str, float] = {}
     for ranking in (lexical, semantic):
         for rank, h in enumerate(ranking, 1):
-            expected[h.id] = expected.get(h.id, 0.0) + 1 / (60 + rank)
+            expected[h.id] = expected.get(h.id, 0.0) + 1 / (RRF_K + rank)
     assert len(fused) == 10
     for h in fused:
         assert h.score == pytest.approx(expected[h.id])
