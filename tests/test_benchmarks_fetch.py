@@ -18,7 +18,8 @@ sys.path.insert(0, str(BENCH))
 from baseline_processes import run_processes  # noqa: E402
 from baseline_threads import run_threads  # noqa: E402
 from benchcount import BookOutcome, Tally, book_specs, expected_segments, tally  # noqa: E402
-from compare_fetch import DesignRun, Limits, check_targets, load_ours, run_ours  # noqa: E402
+from compare_fetch import (DesignRun, Limits, check_targets, load_ours, load_workflow, run_ours,  # noqa: E402
+                           run_workflow)
 
 BOOKS = ["Ruth", "Jonah", "Tanya", "Berakhot"]
 
@@ -69,6 +70,29 @@ def test_ours_loses_and_duplicates_nothing(ours, expected):
     assert total.unique == sum(expected[b] for b in BOOKS)
     # One index request and one text request per leaf node: Ruth, Jonah, Berakhot have one leaf each.
     assert {o.book: o.requests for o in ours if o.book != "Tanya"} == {"Ruth": 2, "Jonah": 2, "Berakhot": 2}
+
+
+@pytest.mark.slow
+def test_the_whole_snakemake_command_gets_what_ours_gets(fast_replica, specs, expected, ours, tmp_path):
+    outcomes = run_workflow(fast_replica, specs, jobs=2, limits=Limits(50.0, 5, 50), workdir=tmp_path,
+                            global_rps=100.0)
+    load_workflow(outcomes, tmp_path)
+    assert [o.error for o in outcomes] == [None] * len(BOOKS)
+    per_book, _ = tally(outcomes, expected)
+    assert {b: (t.lost, t.duplicated) for b, t in per_book.items()} == {b: (0, 0) for b in BOOKS}
+    assert _keys(outcomes) == _keys(ours)
+    assert {o.book: o.requests for o in outcomes} == {o.book: o.requests for o in ours}
+    # The run went through the workflow's own rules: its benchmark files are there.
+    assert sorted(p.name for p in (tmp_path / "benchmarks" / "fetch").iterdir()) == \
+        sorted(f"{b}.tsv" for b in BOOKS)
+
+
+def test_w_is_held_to_zero_loss_but_not_to_the_speedup():
+    base = DesignRun("b", "", [], 10.0, {}, total=Tally(1000, 1000, 1000))
+    slow = DesignRun("w", "", [], 5.0, {}, total=Tally(1000, 1000, 1000))
+    assert check_targets({"b": base, "w": slow}, 10.0) == []
+    lossy = DesignRun("w", "", [], 5.0, {}, total=Tally(1001, 1000, 1000))
+    assert len(check_targets({"b": base, "w": lossy}, 10.0)) == 1
 
 
 def test_naive_threads_walk_next_and_lose_complex_books(fast_replica, specs, expected, ours, sample_dir):
