@@ -1,6 +1,7 @@
 # Shared Python for the rules: config validation, the book list from the catalog checkpoint, input functions.
 
 import sys
+from pathlib import Path
 
 import orjson
 
@@ -48,7 +49,7 @@ def report_failures(success):
     """At the end of a run: results/failed.json, and one line per failed book on the terminal."""
     from sefaria_ingest.workflow import gather_failures
 
-    failures = gather_failures()
+    failures = gather_failures(catalog=Path("results/catalog.json"))
     for f in failures:
         print(f"sefaria-ingest: FAILED {f['rule']}: {f['cause']}", file=sys.stderr)
     if failures:

@@ -12,6 +12,7 @@ import orjson
 
 from .atomic import atomic_write_bytes
 from .errors import IngestError
+from .sources import is_url
 
 
 class CatalogError(IngestError):
@@ -114,7 +115,7 @@ def cache_is_fresh(path: Path, max_age_hours: float) -> bool:
 
 async def fetch_toc(source: str, base: str, client_config) -> list:
     """Sefaria's table of contents: /api/index (api), table_of_contents.json (export URL or directory)."""
-    if source == "export" and not base.startswith(("http://", "https://")):
+    if source == "export" and not is_url(base):
         from .export_tree import ExportTree
 
         return ExportTree(Path(base)).toc()

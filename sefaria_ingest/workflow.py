@@ -70,15 +70,31 @@ def _record_failure(path: Path, rule: str, book: str, cause: str) -> None:
                                                "time": time.strftime("%Y-%m-%dT%H:%M:%S")}))
 
 
-def gather_failures(failed_dir: Path = FAILED_DIR, summary: Path = FAILED_SUMMARY) -> list[dict]:
-    """Collect the per-job failure records into results/failed.json (an empty list when all went well)."""
+def gather_failures(failed_dir: Path = FAILED_DIR, summary: Path = FAILED_SUMMARY,
+                    catalog: Path | None = None) -> list[dict]:
+    """Collect the per-job failure records into results/failed.json (an empty list when all went well).
+
+    With `catalog` (results/catalog.json), a book's record counts only while the book is still selected: a book
+    dropped from the config after it failed is not reported again. Its record stays, for when it comes back.
+    """
+    selected = _catalog_slugs(catalog) if catalog is not None else None
     records = []
     if failed_dir.is_dir():
         for path in sorted(failed_dir.glob("*/*.json")):
             with contextlib.suppress(OSError, orjson.JSONDecodeError):
-                records.append(orjson.loads(path.read_bytes()))
+                record = orjson.loads(path.read_bytes())
+                if selected is None or not record.get("book") or record["book"] in selected:
+                    records.append(record)
     atomic_write_bytes(summary, orjson.dumps(records, option=orjson.OPT_INDENT_2))
     return records
+
+
+def _catalog_slugs(catalog: Path) -> set[str] | None:
+    """The slugs the catalog selects; None (no filtering) when there is no readable catalog."""
+    try:
+        return {book["slug"] for book in orjson.loads(catalog.read_bytes())["books"]}
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 def clear_stale_locks(state_dir: Path = Path(".snakemake")) -> list[Path]:

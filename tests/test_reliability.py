@@ -268,6 +268,19 @@ def test_a_failing_book_fails_alone_and_the_rerun_fetches_only_it(reference, sam
     assert failed_json(tmp_path) == [] and not failure_lines(second)
 
 
+@pytest.mark.slow
+def test_a_failed_book_dropped_from_the_config_is_not_reported_again(sample_dir, tmp_path):
+    with ReplicaThread(sample_dir, faults=FaultSpec(fail_books=("Ruth",))) as url:
+        first = run_snakemake(tmp_path, fast_config(tmp_path, url, ["Jonah", "Ruth"], fetch={"retries": 2}),
+                              "--cores", "2")
+        assert first.returncode != 0 and [r["book"] for r in failed_json(tmp_path)] == ["Ruth"]
+        # The user gives up on Ruth for now: the run is clean, and Ruth's record waits for her return.
+        second = run_snakemake(tmp_path, fast_config(tmp_path, url, ["Jonah"]), "--cores", "2")
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert failed_json(tmp_path) == [] and not failure_lines(second)
+    assert (tmp_path / "results" / "failed" / "fetch" / "Ruth.json").exists()
+
+
 def _job_pids(session: int, script: str) -> list[int]:
     """The processes of snakemake's session running `script` (Snakemake runs it as .snakemake/scripts/tmp*.NAME)."""
     pids = []
