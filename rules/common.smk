@@ -27,6 +27,26 @@ def catalog_books():
         return [b["slug"] for b in orjson.loads(fh.read())["books"]]
 
 
+def engine_stores_vectors():
+    """Elasticsearch/OpenSearch with `fulltext.vector_dims` set keep each chunk's vector beside its text."""
+    return config["fulltext"]["backend"] != "tantivy" and bool(config["fulltext"].get("vector_dims"))
+
+
+def fulltext_vectors(wildcards):
+    """The book's vectors for the fulltext rule, when the engine stores them."""
+    if not engine_stores_vectors():
+        return {}
+    return {"vectors": f"results/vectors/{wildcards.book}.npy", "ids": f"results/vectors/{wildcards.book}.ids.json"}
+
+
+def fulltext_target():
+    """Which engine and index hold the documents, and whether with vectors: a change re-indexes every book."""
+    target = {k: config["fulltext"].get(k) for k in ("backend", "url", "index")}
+    if engine_stores_vectors():
+        target["vector_dims"] = config["fulltext"]["vector_dims"]
+    return target
+
+
 def fetch_resources():
     """Fetches over the network count against the global `sefaria_api` cap; a local export does not."""
     return 1 if uses_network(config) else 0

@@ -1,12 +1,12 @@
 rule fulltext:
     input:
+        unpack(fulltext_vectors),
         chunks="results/chunks/{book}.jsonl",
         catalog=ancient("results/catalog.json"),
     output:
         done="results/fulltext/{book}.done",
     params:
-        # Which engine and index hold the documents: pointing elsewhere re-indexes every book.
-        target=lambda wc: {k: config["fulltext"].get(k) for k in ("backend", "url", "index")},
+        target=lambda wc: fulltext_target(),
     log:
         "logs/fulltext/{book}.log",
     benchmark:

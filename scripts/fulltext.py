@@ -15,7 +15,12 @@ def main(smk):
     chunks = list(read_jsonl(smk.input.chunks, Chunk))
     backend = open_backend(config)
     try:
-        n = backend.upsert_book(title, chunks)
+        if "vectors" in smk.input.keys():  # the engine stores each embedded chunk's vector too
+            from sefaria_ingest.embed import read_vectors_by_chunk  # numpy: only for the jobs that need it
+
+            n = backend.upsert_book(title, chunks, read_vectors_by_chunk(smk.input.vectors, smk.input.ids))
+        else:
+            n = backend.upsert_book(title, chunks)
         indexed = backend.count(title)
     finally:
         backend.close()

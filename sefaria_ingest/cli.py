@@ -88,7 +88,7 @@ def _rebuild_fulltext(args: argparse.Namespace) -> int:
         for path in files:
             chunks = list(read_jsonl(path, Chunk))
             if chunks:
-                yield chunks[0].book, chunks
+                yield chunks[0].book, chunks, _book_vectors(config, Path(args.results), path.stem)
 
     backend = open_backend(config)
     try:
@@ -100,6 +100,16 @@ def _rebuild_fulltext(args: argparse.Namespace) -> int:
         backend.close()
     print(f"rebuilt {config['index']}: {total} documents from {len(files)} books; the alias now points at them")
     return 0
+
+
+def _book_vectors(config: dict, results, slug: str) -> dict | None:
+    """The book's vectors from results/vectors when the engine stores them (`vector_dims`), as the workflow sends."""
+    npy, ids = results / "vectors" / f"{slug}.npy", results / "vectors" / f"{slug}.ids.json"
+    if not config.get("vector_dims") or not npy.exists():
+        return None
+    from .embed import read_vectors_by_chunk
+
+    return read_vectors_by_chunk(npy, ids)
 
 
 def build_parser() -> argparse.ArgumentParser:

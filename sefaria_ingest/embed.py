@@ -248,3 +248,9 @@ def read_book_vectors(npy_path: str | os.PathLike, ids_path: str | os.PathLike) 
     if not isinstance(ids, list) or vectors.ndim != 2 or vectors.shape[0] != len(ids):
         raise ValueError(f"{npy_path}: {vectors.shape} vectors do not match the {ids_path} id list")
     return ids, vectors.astype(np.float32, copy=False)
+
+
+def read_vectors_by_chunk(npy_path: str | os.PathLike, ids_path: str | os.PathLike) -> dict[str, list[float]]:
+    """A book's vectors keyed by chunk id, the form the full-text engines take them in."""
+    ids, vectors = read_book_vectors(npy_path, ids_path)
+    return dict(zip(ids, vectors.tolist()))

